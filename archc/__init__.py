@@ -1,0 +1,69 @@
+"""archc: a declarative architecture-search language and compiler.
+
+The public API mirrors the CLI: `load` / `loads` check a spec into a `Space` (`archc check`);
+`Space.sample`, `Space.enumerate`, `Space.validate` work on its points (`archc sample`);
+`format_spec` prints canonical source (`archc fmt`).
+
+Package map:
+  archc.errors    Span, Diagnostic and the ArchError family (the user's errors)
+  archc.dsl       the .arch language: grammar, parser, checker, Space IR, Point, printer
+  archc.library   the block library (signatures now; implementations follow)
+  archc.compiler  points to torch models (decode, lowering, export)
+  archc.search    searchers, studies, tasks and the trainer
+  archc.cli       the `archc` command
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from archc.errors import ArchError, CheckError, Diagnostic, ParseError, PointError, SpaceError
+
+if TYPE_CHECKING:
+    from archc.dsl.point import Point
+    from archc.dsl.signature import Registry
+    from archc.dsl.space import Space
+
+__all__ = ["load", "loads", "format_spec", "default_registry", "ArchError", "CheckError",
+           "Diagnostic", "ParseError", "PointError", "SpaceError", "Point", "Space"]
+__version__ = "0.1.0"
+
+
+def default_registry() -> Registry:
+    """The standard block library's signatures (importing it does not import torch)."""
+    from archc.library import REGISTRY
+    return REGISTRY
+
+
+def load(path: str | Path, registry: Registry | None = None) -> Space:
+    """Parse and check the spec at `path`; raises an ArchError subclass on bad input."""
+    from archc.dsl.check import check
+    from archc.dsl.parser import parse_file
+    path = Path(path)
+    return check(parse_file(path), registry or default_registry(), base=path.parent)
+
+
+def loads(text: str, registry: Registry | None = None, name: str = "<string>",
+          base: str | Path = ".") -> Space:
+    """Parse and check spec text (imports resolve relative to `base`)."""
+    from archc.dsl.check import check
+    from archc.dsl.parser import parse
+    return check(parse(text, name), registry or default_registry(), base=Path(base))
+
+
+def format_spec(text: str, name: str = "<string>") -> str:
+    """Canonical source for spec text (`archc fmt`)."""
+    from archc.dsl.parser import parse
+    from archc.dsl.printer import format_module
+    return format_module(parse(text, name))
+
+
+def __getattr__(name: str) -> object:
+    if name == "Point":
+        from archc.dsl.point import Point
+        return Point
+    if name == "Space":
+        from archc.dsl.space import Space
+        return Space
+    raise AttributeError(name)

@@ -1,0 +1,275 @@
+"""Text → AST: the LALR parser built from `arch.lark`, its newline post-lexer, and parse errors
+that say what is wrong in a user's words ("missing `)`", "stray comma") instead of lark's.
+
+>>> parse("space s {\\n    input x: float[4]\\n    linear(8)\\n}\\n").items[0].name
+'s'
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+import lark
+from lark import Token, Transformer, v_args
+from lark.exceptions import UnexpectedInput
+
+from archc.dsl import ast
+from archc.dsl.parse_errors import diagnose as _diagnose
+from archc.errors import ParseError, Source, Span
+
+__all__ = ["parse", "parse_file"]
+
+_OPEN = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
+_CLOSE = {v: k for k, v in _OPEN.items()}
+_GLUE = {"LBRACE", "COMMA", "EQUAL", "_NL"}  # a newline right after these is not a statement end
+
+
+class _Newlines:
+    """Post-lexer: newlines and `;` end statements, except inside ( ) or [ ], directly after
+    `{`, `,` or `=`, or when repeated; a `}` implies the newline before it, and so does the end
+    of the file. It also remembers which brackets are open, for "unclosed `(`" errors."""
+
+    always_accept = ("_NL", "SEMICOLON")
+
+    def __init__(self) -> None:
+        self.open: list[Token] = []
+        self.history: deque[Token] = deque(maxlen=3)
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        self.open = []
+        self.history.clear()
+        prev: Token | None = None
+        for tok in stream:
+            if tok.type in ("_NL", "SEMICOLON"):
+                inside = self.open and self.open[-1].type != "LBRACE"
+                if inside or prev is None or prev.type in _GLUE:
+                    continue
+                tok = Token.new_borrow_pos("_NL", tok.value, tok)
+            elif tok.type == "RBRACE" and prev is not None and prev.type not in _GLUE:
+                yield Token.new_borrow_pos("_NL", "", tok)
+            if tok.type in _OPEN:
+                self.open.append(tok)
+            elif tok.type in _CLOSE and self.open and self.open[-1].type == _CLOSE[tok.type]:
+                self.open.pop()
+            prev = tok
+            self.history.append(tok)
+            yield tok
+        if prev is not None and prev.type != "_NL" and not self.open:
+            yield Token("_NL", "", 0, prev.end_line, prev.end_column,
+                        prev.end_line, prev.end_column, prev.end_pos)
+
+
+@functools.cache
+def _lark() -> lark.Lark:
+    grammar = (Path(__file__).with_name("arch.lark")).read_text()
+    grammar += '\nSEMICOLON: ";"\n'
+    return lark.Lark(grammar, parser="lalr", lexer="basic", propagate_positions=True, maybe_placeholders=True,
+                     postlex=_Newlines(), cache=False)
+
+
+def parse(text: str, name: str = "<string>") -> ast.Module:
+    """Parse spec text; raise ParseError (with a span and a hint) if it is not well formed."""
+    source = Source(name, text)
+    parser = _lark()
+    try:
+        tree = parser.parse(text)
+    except UnexpectedInput as err:
+        raise ParseError(_diagnose(err, source, parser.options.postlex)) from None
+    return _Build(source).transform(tree)
+
+
+def parse_file(path: str | Path) -> ast.Module:
+    """Parse the spec at `path` (errors name the path as given)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ParseError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
+    return parse(text, str(path))
+
+
+# ── AST construction ─────────────────────────────────────────────────────────────────────────
+
+
+def _span(source: Source, meta: object) -> Span | None:
+    if getattr(meta, "empty", True):
+        return None
+    return Span(source, meta.line, meta.column, meta.end_line, meta.end_column)  # type: ignore
+
+
+def _tok_span(source: Source, tok: Token) -> Span:
+    return Span(source, tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+_SECONDS = {"ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}
+
+
+@v_args(meta=True, inline=True)
+class _Build(Transformer):
+    """Builds AST nodes bottom-up; each node gets the span of its rule (or token)."""
+
+    def __init__(self, source: Source) -> None:
+        super().__init__()
+        self.src = source
+
+    def _s(self, meta: object) -> Span | None:
+        return _span(self.src, meta)
+
+    # top level
+    def start(self, meta, *items):
+        return ast.Module(tuple(items), span=self._s(meta))
+
+    def import_stmt(self, meta, path):
+        return ast.Import(_unquote(path), span=self._s(meta))
+
+    def space(self, meta, name, body):
+        return ast.Space(str(name), body, span=self._s(meta))
+
+    def train(self, meta, fields):
+        return ast.Fields("train", fields, span=self._s(meta))
+
+    def search(self, meta, fields):
+        return ast.Fields("search", fields, span=self._s(meta))
+
+    def fields(self, meta, *fields):
+        return tuple(fields)
+
+    def field(self, meta, name, *values):
+        return ast.Field(str(name), tuple(values), span=_tok_span(self.src, name))
+
+    def def_expr(self, meta, name, params, value):
+        return ast.Def(str(name), params, None, value, span=self._s(meta))
+
+    def def_body(self, meta, name, params, body):
+        return ast.Def(str(name), params or (), None, body, span=self._s(meta))
+
+    def def_cell(self, meta, name, params, inputs, body):
+        return ast.Def(str(name), params, inputs, body, span=self._s(meta))
+
+    def params(self, meta, *params):
+        return tuple(p for p in params if p is not None)
+
+    def param(self, meta, name, default):
+        return ast.Param(str(name), default, span=_tok_span(self.src, name))
+
+    def body(self, meta, *stmts):
+        return ast.Body(tuple(stmts), span=self._s(meta))
+
+    # statements
+    def input_stmt(self, meta, name, dtype, *dims):
+        shape = None if dims == (None,) else tuple(d for d in dims if d is not None)
+        return ast.Input(str(name), str(dtype), shape, span=self._s(meta))
+
+    def let_stmt(self, meta, name, value):
+        return ast.Let(str(name), value, span=_tok_span(self.src, name))
+
+    def require_stmt(self, meta, cond):
+        return ast.Require(cond, span=self._s(meta))
+
+    def return_stmt(self, meta, value):
+        return ast.Return(value, span=self._s(meta))
+
+    def bind_stmt(self, meta, name, value):
+        return ast.Bind(str(name), value, span=_tok_span(self.src, name))
+
+    def flow_stmt(self, meta, value, body):
+        return ast.Flow(value, body, span=value.span)
+
+    def one_of_stmt(self, meta, label, body):
+        return ast.OneOfBlock(_opt(label), body, span=self._s(meta))
+
+    def optional_stmt(self, meta, label, body):
+        return ast.Optional(_opt(label), body, span=self._s(meta))
+
+    def repeat_stmt(self, meta, name, count, share, body):
+        return ast.Repeat(_opt(name), count, _opt(share), body, span=self._s(meta))
+
+    def group_stmt(self, meta, body):
+        return ast.Group(body, span=self._s(meta))
+
+    # expressions
+    def _binary(op):  # noqa: N805 — a rule factory used while the class body runs
+        def rule(self, meta, left, right):
+            return ast.Binary(op, left, right, span=self._s(meta))
+        return rule
+
+    or_ = _binary("or")
+    and_ = _binary("and")
+    add = _binary("+")
+    sub = _binary("-")
+    mul = _binary("*")
+    div = _binary("/")
+    floordiv = _binary("//")
+    mod = _binary("%")
+    pow = _binary("**")
+
+    def compare(self, meta, left, op, right):
+        return ast.Binary(str(op), left, right, span=self._s(meta))
+
+    def not_(self, meta, operand):
+        return ast.Unary("not", operand, span=self._s(meta))
+
+    def neg(self, meta, operand):
+        if isinstance(operand, ast.Number):  # fold -3 into a literal: fmt prints it back as -3
+            return ast.Number(-operand.value, "-" + operand.text, span=self._s(meta))
+        return ast.Unary("-", operand, span=self._s(meta))
+
+    def call(self, meta, func, args):
+        return ast.Call(func, args or (), span=self._s(meta))
+
+    def attr(self, meta, obj, name):
+        return ast.Attr(obj, str(name), span=self._s(meta))
+
+    def one_of(self, meta, args):
+        return ast.OneOf(args or (), span=self._s(meta))
+
+    def args(self, meta, *args):
+        return tuple(a if isinstance(a, ast.Arg) else ast.Arg(a, span=a.span)
+                     for a in args if a is not None)
+
+    def kwarg(self, meta, name, value):
+        return ast.Arg(value, str(name), span=_tok_span(self.src, name))
+
+    def range(self, meta, low, high):
+        return ast.Arg(low, None, high, span=self._s(meta))
+
+    def name(self, meta, tok):
+        return ast.Name(str(tok), span=_tok_span(self.src, tok))
+
+    def number(self, meta, tok):
+        text = str(tok)
+        is_int = text.isdigit()
+        return ast.Number(int(text) if is_int else float(text), text,
+                          span=_tok_span(self.src, tok))
+
+    def quantity(self, meta, tok):
+        text = str(tok).split("per")[0].replace(" ", "").replace("\t", "")
+        number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = text[len(number):]
+        value = float(number)
+        if unit in _SECONDS:
+            value, unit = value * _SECONDS[unit], "s"
+        else:
+            unit = unit.rstrip("s") + "s"  # epoch → epochs, step → steps
+        return ast.Quantity(value, unit, span=_tok_span(self.src, tok))
+
+    def string(self, meta, tok):
+        return ast.String(_unquote(tok), span=_tok_span(self.src, tok))
+
+    def true(self, meta):
+        return ast.Bool(True, span=self._s(meta))
+
+    def false(self, meta):
+        return ast.Bool(False, span=self._s(meta))
+
+
+def _opt(tok: Token | None) -> str | None:
+    return None if tok is None else str(tok)
+
+
+def _unquote(tok: Token | str) -> str:
+    return str(tok)[1:-1].encode("utf-8").decode("unicode_escape")
+

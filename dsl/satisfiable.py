@@ -1,0 +1,44 @@
+"""The last check pass: some point must satisfy every `require`.
+
+Small spaces are decided exactly by enumeration; larger ones by a bounded sampling search
+(uniform per decision and uniform over architectures, alternately), whose message says so.
+"""
+
+from __future__ import annotations
+
+import random
+
+from archc.dsl.sampling import failing_requires
+from archc.dsl.space import Space
+from archc.errors import CheckError
+
+__all__ = ["check_satisfiable", "ENUMERATE_UP_TO", "SAMPLES"]
+
+ENUMERATE_UP_TO = 20_000
+SAMPLES = 4_000
+
+
+def check_satisfiable(space: Space) -> None:
+    """Raise CheckError at the `require` that no point satisfies."""
+    if not any(not r.deferred for r in space.requires):
+        return
+    failures: dict[int, int] = {}
+
+    def holds(trace) -> bool:
+        failed = failing_requires(trace, None)
+        for req in failed:
+            failures[id(req)] = failures.get(id(req), 0) + 1
+        return not failed
+
+    if not space.continuous and space.size <= ENUMERATE_UP_TO:
+        if any(holds(space.trace(p)) for p in space.enumerate(constrained=False)):
+            return
+        how = f"checked all {space.size:,} points"
+    else:
+        rng = random.Random(0)
+        modes = ("decision", "arch")
+        if any(holds(space.draw(rng, modes[i % 2])) for i in range(SAMPLES)):
+            return
+        how = (f"none of {SAMPLES:,} sampled points satisfied it; the space has "
+               f"{space.size:,} points, too many to check them all")
+    raise CheckError(space._unsatisfied(failures, how).diagnostics)
