@@ -14,7 +14,7 @@ __all__ = [
     "Node", "Expr", "Name", "Number", "String", "Bool", "Quantity", "Binary", "Unary", "Call",
     "Attr", "OneOf", "Arg", "Stmt", "Input", "Let", "Require", "Return", "Bind", "Flow",
     "OneOfBlock", "Optional", "Repeat", "Group", "Body", "Param", "Def", "Space", "Field",
-    "Fields", "Import", "Module",
+    "Fields", "Import", "Comment", "Module",
 ]
 
 
@@ -221,5 +221,15 @@ class Import(Node):
 
 
 @dataclass(frozen=True)
+class Comment:
+    line: int
+    column: int
+    text: str
+
+
+@dataclass(frozen=True)
 class Module(Node):
+    """A whole file. Comments are kept beside the tree (for `archc fmt`), not in it."""
+
     items: tuple[Import | Def | Space | Fields, ...]
+    comments: tuple[Comment, ...] = field(default=(), compare=False, repr=False)

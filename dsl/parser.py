@@ -37,10 +37,16 @@ class _Newlines:
     def __init__(self) -> None:
         self.open: list[Token] = []
         self.history: deque[Token] = deque(maxlen=3)
+        self.comments: list[Token] = []
+
+    def comments_append(self, tok: Token) -> Token:
+        self.comments.append(tok)
+        return tok
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         self.open = []
         self.history.clear()
+        self.comments = []
         prev: Token | None = None
         for tok in stream:
             if tok.type in ("_NL", "SEMICOLON"):
@@ -66,8 +72,10 @@ class _Newlines:
 def _lark() -> lark.Lark:
     grammar = (Path(__file__).with_name("arch.lark")).read_text()
     grammar += '\nSEMICOLON: ";"\n'
-    return lark.Lark(grammar, parser="lalr", lexer="basic", propagate_positions=True, maybe_placeholders=True,
-                     postlex=_Newlines(), cache=False)
+    postlex = _Newlines()
+    return lark.Lark(grammar, parser="lalr", lexer="basic", propagate_positions=True,
+                     maybe_placeholders=True, postlex=postlex,
+                     lexer_callbacks={"COMMENT": postlex.comments_append}, cache=True)
 
 
 def parse(text: str, name: str = "<string>") -> ast.Module:
@@ -78,7 +86,10 @@ def parse(text: str, name: str = "<string>") -> ast.Module:
         tree = parser.parse(text)
     except UnexpectedInput as err:
         raise ParseError(_diagnose(err, source, parser.options.postlex)) from None
-    return _Build(source).transform(tree)
+    module = _Build(source).transform(tree)
+    comments = tuple(ast.Comment(t.line, t.column, str(t).rstrip())
+                     for t in parser.options.postlex.comments)
+    return ast.Module(module.items, comments, span=module.span)
 
 
 def parse_file(path: str | Path) -> ast.Module:
@@ -141,7 +152,7 @@ class _Build(Transformer):
         return ast.Field(str(name), tuple(values), span=_tok_span(self.src, name))
 
     def def_expr(self, meta, name, params, value):
-        return ast.Def(str(name), params, None, value, span=self._s(meta))
+        return ast.Def(str(name), params or (), None, value, span=self._s(meta))
 
     def def_body(self, meta, name, params, body):
         return ast.Def(str(name), params or (), None, body, span=self._s(meta))

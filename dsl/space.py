@@ -217,16 +217,22 @@ class Space:
             raise SpaceError(f"cannot enumerate: '{self.continuous[0]}' is continuous")
         if self.size > limit:
             raise SpaceError(f"cannot enumerate {self.size:,} points (limit {limit:,})")
-        stack: list[dict[str, Scalar]] = [{}]
-        while stack:
-            partial = stack.pop()
-            site = self.next_decision(partial)
-            if site is None:
-                if not constrained or not failing_requires(self.trace(partial), None):
-                    yield Point(self.trace(partial).values)
-                continue
-            for value in reversed(site.domain.values()):
-                stack.append({**partial, site.path: value})
+        partial: dict[str, Scalar] = {}
+        while True:  # an odometer over the canonical walk: one walk per point
+            trace = walk(self.root, lambda site: partial.get(site.path, _first(site)))
+            if not constrained or not failing_requires(trace, None):
+                yield Point(trace.values)
+            for i in range(len(trace.sites) - 1, -1, -1):
+                site = trace.sites[i]
+                values = site.domain.values()
+                at = values.index(trace.values[site.path])
+                if at + 1 < len(values):
+                    # decisions before site i do not depend on it: keep them, advance it
+                    partial = {s.path: trace.values[s.path] for s in trace.sites[:i]}
+                    partial[site.path] = values[at + 1]
+                    break
+            else:
+                return
 
     def neighbours(self, point: Mapping[str, Scalar], rng: random.Random | None = None,
                    *, seed: int | None = None) -> list[Point]:
@@ -268,6 +274,10 @@ def _alternatives(site: Site, current: Scalar, rng: random.Random) -> list[Scala
     if site.domain.discrete:
         return [v for v in site.domain.values() if v != current or type(v) is not type(current)]
     return [site.domain.sample(rng) for _ in range(2)]
+
+
+def _first(site: Site) -> Scalar:
+    return site.domain.values()[0]
 
 
 def _any_value(site: Site) -> Scalar:

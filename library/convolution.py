@@ -55,9 +55,19 @@ class ConvBnRelu:
     """NAS-Bench-201's convolution op, ReLU → conv (same padding, no bias) → batchnorm, in 1-D or
     2-D after the input. The name lists the parts; the order is ReLU first, as in the benchmark."""
 
-    out = hp("int", doc="output channels", low=1)
+    out = hp("int", 0, doc="output channels (0: as many as the input has)", low=0)
     k = hp("int", 3, doc="kernel size", low=1)
     stride = hp("int", 1, doc="step between kernel positions", low=1)
+
+
+@block("resnet_block", cite=_NB201)
+class ResnetBlock:
+    """NAS-Bench-201's reduction block between cell stages: a basic residual block of two
+    ReLU-conv-BN 3×3 convolutions (the first with `stride`), with a 2×2 average-pool and 1×1
+    convolution shortcut when the shape changes."""
+
+    out = hp("int", doc="output channels", low=1)
+    stride = hp("int", 2, doc="stride of the first convolution and the shortcut", low=1)
 
 
 @block("avg_pool", cite=_NB201)

@@ -1,0 +1,209 @@
+"""Rich renderings of spaces and points for the CLI, and their plain-JSON forms.
+
+Nothing here decides anything: it shows what the dsl computed (sizes come from `Space.sizes`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
+
+from archc.dsl import ir
+from archc.dsl.domain import Domain
+from archc.dsl.point import Point
+from archc.dsl.space import Space
+from archc.dsl.walk import site_domain
+
+__all__ = ["space_tree", "space_summary", "space_json", "points_table", "fmt_size"]
+
+
+def fmt_size(n: int) -> str:
+    """`15,625` for small sizes, `7.6e8 (761,871,096)` for larger, `≈10^123` for huge."""
+    if n < 10**6:
+        return f"{n:,}"
+    if n < 10**15:
+        return f"{n:.2e} ({n:,})"
+    return f"≈10^{len(str(n)) - 1}"
+
+
+def space_tree(space: Space) -> Tree:
+    """The space as a tree: blocks, decisions with their domains, branches with their sizes."""
+    root = Tree(f"[bold]space {space.name}[/]  [dim]{fmt_size(space.size)} points[/]")
+    _TreeBuilder(space).seq(space.body, root)
+    if space.train.steps:
+        train = root.add("[bold]train[/]")
+        _TreeBuilder(space).seq(space.train, train)
+    return root
+
+
+class _TreeBuilder:
+    def __init__(self, space: Space) -> None:
+        self.sizes = space.sizes
+
+    def seq(self, seq: ir.Seq | None, tree: Tree) -> None:
+        for step in seq.steps if seq else ():
+            self.step(step, tree)
+
+    def step(self, step: ir.Node, tree: Tree) -> None:  # noqa: C901 — one case per step
+        match step:
+            case ir.InputDecl():
+                dims = "" if step.dims is None else f"[{', '.join(_dim(d) for d in step.dims)}]"
+                tree.add(escape(f"input {step.name}: {step.dtype}{dims}"))
+            case ir.Let():
+                self.value(f"let {_last(step.path)}", step.value, tree)
+            case ir.Apply():
+                self.value(_last(step.path), step.block, tree)
+            case ir.Inline():
+                self.seq(step.body, tree.add(f"{step.name or 'group'}"))
+            case ir.Bind():
+                node = tree.add(f"{step.name or '·'} = …") if self.sizes.of(step) > 1 or \
+                    step.name else tree
+                self.flow(step.flow, node)
+            case ir.Return():
+                self.flow(step.flow, tree.add("return"))
+            case ir.Choose():
+                node = tree.add(_site(step.path, f"one of {len(step.options)}",
+                                      self.sizes.of(step)))
+                for key, body in step.options:
+                    self.seq(body, node.add(f"[cyan]{key}[/] [dim]({self.sizes.of(body):,})[/]"))
+            case ir.Maybe():
+                node = tree.add(_site(step.path, "optional", self.sizes.of(step)))
+                self.seq(step.body, node)
+            case ir.Repeat():
+                count = step.count.domain.describe() if isinstance(step.count, ir.Decide) \
+                    else f"×{getattr(step.count, 'value', '?')}"
+                share = f", share = {step.share}" if step.share != "none" else ""
+                node = tree.add(_site(step.path, f"{count}{share}", self.sizes.of(step)))
+                self.seq(step.body, node)
+            case ir.Require():
+                tree.add(f"[yellow]require[/] {escape(step.text)}" +
+                         (" [dim](after lowering)[/]" if step.deferred else ""))
+
+    def value(self, label: str, value: ir.Value, tree: Tree) -> None:
+        match value:
+            case ir.Decide():
+                tree.add(_site(value.path, _domain(value.domain), value.domain.size))
+            case ir.Switch():
+                node = tree.add(_site(value.path, f"one_of ({len(value.options)})",
+                                      self.sizes.of(value)))
+                for key, option in value.options:
+                    self.value(f"[cyan]{key}[/]", option, node)
+            case ir.Block():
+                fixed = [f"{k} = {_short(v)}" for k, v in value.args if self.sizes.of(v) == 1
+                         and not isinstance(v, ir.Block)]
+                node = tree.add(f"{label}: [green]{value.name}[/]"
+                                + escape(f"({', '.join(fixed)})" if fixed else ""))
+                for key, arg in value.args:
+                    if self.sizes.of(arg) > 1 or isinstance(arg, ir.Block):
+                        self.value(key, arg, node)
+                self.seq(value.body, node)
+            case ir.DefBlock():
+                self.seq(value.body, tree.add(f"{label}: [green]{value.name}[/]"))
+            case ir.Op() if self.sizes.of(value) > 1:
+                node = tree.add(f"{label} = …")
+                for arg in value.args:
+                    self.value(label, arg, node)
+            case ir.Ref():
+                tree.add(f"{escape(label)}: uses [magenta]{escape(value.path)}[/] (tied)")
+            case _:
+                if label.startswith("let"):
+                    tree.add(f"{label} = {escape(_short(value))}")
+
+    def flow(self, flow: ir.Flow, tree: Tree) -> None:
+        match flow:
+            case ir.Applied():
+                self.value(_last(flow.path), flow.block, tree)
+            case ir.Merge():
+                for item in flow.items:
+                    self.flow(item, tree)
+
+
+def _site(path: str, what: str, size: int) -> str:
+    return f"[magenta]{escape(path)}[/] {escape(what)} [dim]({size:,})[/]"
+
+
+def _domain(domain: Domain) -> str:
+    return domain.describe()
+
+
+def _last(path: str) -> str:
+    return path.rsplit(".", 1)[-1] if path else "·"
+
+
+def _dim(d: object) -> str:
+    return d if isinstance(d, str) else _short(d)  # type: ignore[arg-type]
+
+
+def _short(v: ir.Value) -> str:
+    match v:
+        case ir.Const(value=bool() as b):
+            return "true" if b else "false"
+        case ir.Const(value=str() as s):
+            return f'"{s}"'
+        case ir.Const():
+            return str(v.value)
+        case ir.Ref():
+            return v.path
+        case ir.TaskConst():
+            return f"task.{v.name}"
+        case ir.Op():
+            return f"({f' {v.op} '.join(_short(a) for a in v.args)})"
+        case ir.Block():
+            return v.name
+    return "…"
+
+
+def space_summary(space: Space) -> Table:
+    table = Table.grid(padding=(0, 2))
+    arch = space.architecture().size
+    rows = [
+        ("decisions", f"{len(space.decisions())}"),
+        ("points", fmt_size(space.size)),
+        ("architectures", fmt_size(arch)),
+        ("log10 size", f"{space.log10_size:.2f}"),
+    ]
+    if space.continuous:
+        rows.append(("continuous", ", ".join(space.continuous)))
+    if space.requires:
+        rows.append(("constraints", f"{len(space.requires)} (sizes count points before them)"))
+    for k, v in rows:
+        table.add_row(f"[bold]{k}[/]", v)
+    return table
+
+
+def space_json(space: Space) -> dict[str, Any]:
+    """What `archc check --json` prints: sizes as exact integers, every decision site."""
+    return {
+        "space": space.name,
+        "size": space.size,
+        "log10_size": space.log10_size,
+        "architectures": space.architecture().size,
+        "decisions": [{"path": path, "kind": type(node).__name__.lower(),
+                       "domain": site_domain(node).describe()}
+                      for path, node in space.decisions()],
+        "continuous": list(space.continuous),
+        "requires": [{"text": r.text, "deferred": r.deferred} for r in space.requires],
+        "search": dict(space.search),
+    }
+
+
+def points_table(points: list[Point]) -> Table:
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("decision")
+    for i in range(len(points)):
+        table.add_column(f"#{i}")
+    paths = list(dict.fromkeys(p for point in points for p in point))
+    for path in paths:
+        table.add_row(path, *(_cell(point.get(path)) for point in points))
+    return table
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "[dim]—[/]"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).lower() if isinstance(value, bool) else str(value)
