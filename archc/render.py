@@ -47,7 +47,7 @@ class _TreeBuilder:
         for step in seq.steps if seq else ():
             self.step(step, tree)
 
-    def step(self, step: ir.Node, tree: Tree) -> None:  # noqa: C901 — one case per step
+    def step(self, step: ir.Node, tree: Tree) -> None:
         match step:
             case ir.InputDecl():
                 dims = "" if step.dims is None else f"[{', '.join(_dim(d) for d in step.dims)}]"

@@ -42,7 +42,7 @@ def main() -> None:
     floor = statistics.median(times["python -c pass"])
     print(f"spec: {SPEC.name} ({lines} lines); {args.runs} runs each; "
           f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
-    print(f"| command | median (s) | min (s) | × python -c pass |\n|---|---|---|---|")
+    print("| command | median (s) | min (s) | × python -c pass |\n|---|---|---|---|")
     for name, xs in times.items():
         med = statistics.median(xs)
         print(f"| `{name}` | {med:.3f} | {min(xs):.3f} | {med / floor:.1f} |")

@@ -5,7 +5,7 @@ decision, and collect all errors of the pass before raising them together.
 >>> from archc.dsl.signature import Hyper, Registry, Signature
 >>> reg = Registry({"linear": Signature("linear", (Hyper("out", "int", low=1),))})
 >>> space = check(parse("space s {\\n input x: float[8]\\n linear(choice(16, 32))\\n}"), reg)
->>> space.size, [site.path for site in space.decisions()]
+>>> space.size, [path for path, _ in space.decisions()]
 (2, ['linear.out'])
 """
 
@@ -16,7 +16,6 @@ from pathlib import Path
 
 from archc.dsl import ast, ir
 from archc.dsl.check_statements import Statements
-from archc.dsl.domain import FloatRange
 from archc.dsl.fields import SEARCH_FIELDS, TRAIN_FIELDS
 from archc.dsl.parser import parse_file
 from archc.dsl.satisfiable import check_satisfiable
@@ -177,9 +176,6 @@ class Checker(Statements):
             out[f.name] = values if f.name == "objective" else values[0]
         return out
 
-    def raise_if(self) -> None:
-        self.raise_errors()
-
 
 def _unique_fields(checker: Checker, node: ast.Fields | None) -> list[ast.Field]:
     seen: dict[str, Span | None] = {}
@@ -202,5 +198,3 @@ def _unique(found: list[Diagnostic]) -> list[Diagnostic]:
             out.append(d)
     return out
 
-
-_ = FloatRange

@@ -9,8 +9,6 @@ options add their label or block name (`hyper.mix.mhc.iters`); `let x`, a bindin
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from archc.dsl import ast, ir
 from archc.dsl.check_values import ANY, METRIC_NAMES, Values
 from archc.dsl.domain import Choice, IntRange
@@ -386,5 +384,3 @@ def _source_text(span: Span | None) -> str:
         return span.source.line(span.line)[span.column - 1:span.end_column - 1]
     return span.source.line(span.line)[span.column - 1:]
 
-
-_ = replace

@@ -14,7 +14,7 @@ from archc.dsl import ast, ir
 from archc.dsl.domain import Choice, FloatRange, Flag, IntRange, scalar_type
 from archc.dsl.fields import TASK_CONSTANTS
 from archc.dsl.scope import At, Scope, join
-from archc.dsl.signature import REQUIRED, Hyper, Registry, Signature
+from archc.dsl.signature import Hyper, Registry, Signature
 from archc.dsl.walk import Unknown, evaluate
 from archc.errors import Diagnostic, Span, did_you_mean
 
@@ -409,5 +409,3 @@ def _lit(value: object) -> str:
         return str(value)
     return repr(value) if isinstance(value, str) else str(value)
 
-
-_ = REQUIRED

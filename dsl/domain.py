@@ -54,7 +54,7 @@ def _same(a: object, b: object) -> bool:
     """Equal and of the same kind: `True` is not `1`, but `2.0` is `2` for numbers."""
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
-    return type(a) is type(b) and a == b or (
+    return (type(a) is type(b) and a == b) or (
         isinstance(a, (int, float)) and isinstance(b, (int, float)) and a == b)
 
 

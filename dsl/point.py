@@ -21,7 +21,7 @@ __all__ = ["Point"]
 class Point(Mapping[str, Scalar]):
     """An immutable mapping from decision path to value (int, float, str or bool)."""
 
-    __slots__ = ("_items", "_hash")
+    __slots__ = ("_hash", "_items")
 
     def __init__(self, values: Mapping[str, Scalar] | None = None) -> None:
         self._items: dict[str, Scalar] = dict(values or {})

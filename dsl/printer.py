@@ -97,7 +97,7 @@ class _Printer:
         self.rest(depth + 1, end)
         self.out.append(INDENT * depth + "}")
 
-    def stmt(self, depth: int, s: ast.Stmt) -> None:  # noqa: C901 — one case per statement
+    def stmt(self, depth: int, s: ast.Stmt) -> None:
         match s:
             case ast.Input():
                 dims = "" if s.dims is None else f"[{', '.join(_expr(d) for d in s.dims)}]"
@@ -172,7 +172,7 @@ def _expr(e: ast.Expr, parent: int = 0, right: bool = False) -> str:
     return text
 
 
-def _render(e: ast.Expr) -> tuple[str, int]:  # noqa: C901 — one case per expression
+def _render(e: ast.Expr) -> tuple[str, int]:
     match e:
         case ast.Name():
             return e.id, _ATOM

@@ -34,7 +34,7 @@ class Sizes:
             self._keep.append(node)
         return self._memo[key]
 
-    def _size(self, node: ir.Node) -> int:  # noqa: C901 — one case per node type
+    def _size(self, node: ir.Node) -> int:
         match node:
             case ir.Decide():
                 return node.domain.size

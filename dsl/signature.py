@@ -56,7 +56,9 @@ class Hyper:
         if self.type == "block":
             return None  # block values are checked by kind where they are resolved
         if self.type == "bool":
-            return None if isinstance(value, bool) else f"must be true or false, not {_show(value)}"
+            if isinstance(value, bool):
+                return None
+            return f"must be true or false, not {_show(value)}"
         if self.type == "str":
             if not isinstance(value, str):
                 return f"must be a string, not {_show(value)}"

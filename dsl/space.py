@@ -7,7 +7,8 @@ the next undecided decision of a partial point (the sequential view MCTS walks),
 neighbours of a point. `require` constraints hold for every point it hands out.
 
 >>> from archc import loads
->>> space = loads("space s {\\n input x: float[4]\\n repeat n in int(1..2) { linear(choice(8, 16)) }\\n}")
+>>> space = loads("space s {\\n input x: float[4]\\n"
+...               "repeat n in int(1..2) { linear(choice(8, 16)) }\\n}")
 >>> space.size                     # n = 1: 2 points; n = 2: 2 * 2 points
 6
 >>> dict(space.sample(seed=0))
@@ -47,7 +48,7 @@ class Space:
 
     name: str
     body: ir.Seq
-    train: ir.Seq = ir.Seq(())
+    train: ir.Seq = field(default_factory=lambda: ir.Seq(()))
     search: Mapping[str, object] = field(default_factory=dict)
     span: Span | None = field(default=None, repr=False)
 
@@ -219,7 +220,7 @@ class Space:
             raise SpaceError(f"cannot enumerate {self.size:,} points (limit {limit:,})")
         partial: dict[str, Scalar] = {}
         while True:  # an odometer over the canonical walk: one walk per point
-            trace = walk(self.root, lambda site: partial.get(site.path, _first(site)))
+            trace = walk(self.root, lambda site, given=partial: given.get(site.path, _first(site)))
             if not constrained or not failing_requires(trace, None):
                 yield Point(trace.values)
             for i in range(len(trace.sites) - 1, -1, -1):
@@ -296,8 +297,8 @@ def _collect_sites(node: ir.Node | None, out: list, want: type | None = None) ->
     """Depth-first over the whole tree, active or not: decision sites (or nodes of `want`)."""
     if node is None:
         return
-    is_site = isinstance(node, ir.SITES) or isinstance(node, ir.Repeat) and isinstance(
-        node.count, ir.Decide)
+    is_site = isinstance(node, ir.SITES) or (isinstance(node, ir.Repeat) and isinstance(
+        node.count, ir.Decide))
     if (want is None and is_site) or (want is not None and isinstance(node, want)):
         out.append((getattr(node, "path", ""), node))
     for child in _children(node):

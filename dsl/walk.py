@@ -94,7 +94,7 @@ class _Walker:
         self.trace.values[site.path] = value
         return value
 
-    def node(self, node: ir.Node | None, ix: tuple[int, ...]) -> None:  # noqa: C901 — a dispatch
+    def node(self, node: ir.Node | None, ix: tuple[int, ...]) -> None:
         match node:
             case ir.Decide():
                 self.site(node, ix)
