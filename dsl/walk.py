@@ -27,6 +27,12 @@ class Site:
     node: ir.Node
     domain: Domain
 
+    @property
+    def options(self) -> tuple[Scalar, ...]:
+        """The values this decision may take, in canonical order (discrete domains only; a
+        float range is continuous: sample it with `domain.sample`)."""
+        return self.domain.values()
+
 
 @dataclass
 class Trace:
