@@ -137,6 +137,8 @@ def blocks(
 
 def main() -> None:
     """Entry point of the `archc` console script."""
+    if hasattr(sys, "set_int_max_str_digits"):
+        sys.set_int_max_str_digits(0)  # `archc check --json` prints exact sizes of any length
     app()
 
 

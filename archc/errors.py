@@ -134,6 +134,19 @@ class SpaceError(ArchError):
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """A `did you mean 'x'?` hint for the closest candidate, or None when nothing is close."""
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    """A `did you mean 'x'?` hint for the closest candidate, or None when nothing is close.
+
+    Close means similar spelling, or a candidate that is the first word of a longer name
+    (`hyper_conection` → `hyper`).
+
+    >>> did_you_mean("atention", ["attention", "mlp"])
+    "did you mean 'attention'?"
+    >>> did_you_mean("hyper_conection", ["hyper", "mlp"])
+    "did you mean 'hyper'?"
+    """
+    pool = list(candidates)
+    close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+    if not close:
+        head = name.split("_")[0]
+        close = [c for c in pool if len(head) >= 3 and c == head]
     return f"did you mean '{close[0]}'?" if close else None

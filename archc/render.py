@@ -14,7 +14,7 @@ from rich.tree import Tree
 from archc.dsl import ir
 from archc.dsl.domain import Domain
 from archc.dsl.point import Point
-from archc.dsl.space import Space
+from archc.dsl.space import Space, count_text
 from archc.dsl.walk import site_domain
 
 __all__ = ["space_tree", "space_summary", "space_json", "points_table", "fmt_size"]
@@ -26,7 +26,7 @@ def fmt_size(n: int) -> str:
         return f"{n:,}"
     if n < 10**15:
         return f"{n:.2e} ({n:,})"
-    return f"≈10^{len(str(n)) - 1}"
+    return count_text(n)
 
 
 def space_tree(space: Space) -> Tree:

@@ -20,7 +20,7 @@ from archc.dsl.fields import SEARCH_FIELDS, TRAIN_FIELDS
 from archc.dsl.parser import parse_file
 from archc.dsl.satisfiable import check_satisfiable
 from archc.dsl.scope import At, Naming, Scope
-from archc.dsl.signature import Registry
+from archc.dsl.signature import Hyper, Registry
 from archc.dsl.space import Space
 from archc.errors import CheckError, Diagnostic, Span, did_you_mean
 
@@ -63,7 +63,8 @@ def resolve_imports(module: ast.Module, base: Path, stack: tuple[Path, ...]
     for item in module.items:
         if not isinstance(item, ast.Import):
             continue
-        path = (base / item.path).resolve()
+        shown = base / item.path  # as the user would write it from here, for diagnostics
+        path = shown.resolve()
         if path in stack:
             chain = " → ".join(p.name for p in (*stack[stack.index(path):], path))
             errors.append(Diagnostic(f"cyclic import: {chain}", item.span,
@@ -74,9 +75,9 @@ def resolve_imports(module: ast.Module, base: Path, stack: tuple[Path, ...]
                                      f"paths are relative to {base}" if str(base) != "." else
                                      "paths are relative to the importing file"))
             continue
-        sub = parse_file(path)
-        out += resolve_imports(sub, path.parent, (*stack, path))
-        out.append((sub, str(path)))
+        sub = parse_file(shown)
+        out += resolve_imports(sub, shown.parent, (*stack, path))
+        out.append((sub, str(shown)))
     if errors:
         raise CheckError(errors)
     return out
@@ -173,8 +174,27 @@ class Checker(Statements):
             if f.name != "objective" and len(values) > 1:
                 self.error(f"search field '{f.name}' takes one value", f.span)
                 continue
+            for value, e in zip(values, f.values, strict=True):
+                problem = _search_problem(SEARCH_FIELDS[f.name], value)
+                if problem:
+                    self.error(f"search field '{f.name}' {problem}", e.span,
+                               SEARCH_FIELDS[f.name].doc)
             out[f.name] = values if f.name == "objective" else values[0]
         return out
+
+
+def _search_problem(hyper: Hyper, value: object) -> str | None:
+    """Why a `search { }` value does not fit its field (None: it fits, or was reported)."""
+    if value is None:
+        return None
+    if hyper.name in ("budget", "timeout"):
+        fits = isinstance(value, dict) and (hyper.name == "budget" or "seconds" in value)
+        return None if fits else "takes a quantity like `60s`" + (
+            ", `5 epochs` or `200 steps`" if hyper.name == "budget" else " or `1h`")
+    if hyper.name == "objective":
+        return None if isinstance(value, dict) else \
+            "takes `maximize(metric)` or `minimize(metric)`"
+    return hyper.problem(value)
 
 
 def _unique_fields(checker: Checker, node: ast.Fields | None) -> list[ast.Field]:

@@ -19,6 +19,8 @@ from archc.errors import Span, did_you_mean
 __all__ = ["Statements"]
 
 _SHARES = ("weights", "arch")
+MAX_REPEAT = 1000
+"""The most copies a `repeat` may make: more would not train, and sizes would explode."""
 _DTYPES = ("float", "int", "long", "bool")
 
 
@@ -33,6 +35,7 @@ class Statements(Values):
         for stmt in body.stmts:
             if returned is not None:
                 self.error("a statement after `return` never runs", stmt.span,
+                           "remove it, or move it before the `return`",
                            notes=(("the return", returned),))
                 break
             if isinstance(stmt, ast.Input) and not top:
@@ -45,7 +48,7 @@ class Statements(Values):
                 steps.append(step)
         return ir.Seq(tuple(steps), span=body.span)
 
-    def statement(self, s: ast.Stmt, scope: Scope) -> ir.Step | None:  # noqa: C901 — dispatch
+    def statement(self, s: ast.Stmt, scope: Scope) -> ir.Step | None:
         match s:
             case ast.Input():
                 return self.input(s, scope)
@@ -89,8 +92,11 @@ class Statements(Values):
                 dims.append(d.id)  # a symbolic size, like `t` in int[t]
                 continue
             value, vtype = self.value(d, scope, At("<dim>"))
-            if vtype not in ("int", "any") or _sites(value):
-                self.error("an input size is a number, a name or a task constant", d.span)
+            if vtype == "any":
+                pass  # already reported
+            elif vtype != "int" or _sites(value) or _has_ref(value):
+                self.error("an input size is a number, a name or a task constant", d.span,
+                           "the input's shape is the task's, not a decision")
             elif isinstance(value, ir.Const) and value.value < 1:
                 self.error(f"an input size must be >= 1, not {value.value}", d.span)
             dims.append(value)
@@ -101,7 +107,7 @@ class Statements(Values):
     def let(self, s: ast.Let, scope: Scope) -> ir.Step:
         path = join(scope.prefix, s.name)
         value, vtype = self.value(s.value, scope, At(path))
-        if isinstance(value, ir.Const) or not _sites(value) and not vtype.startswith("block"):
+        if isinstance(value, ir.Const) or (not _sites(value) and not vtype.startswith("block")):
             bound: ir.Value = value  # no decision inside: uses may copy it
         else:
             bound = ir.Ref(path, span=s.span)
@@ -138,7 +144,8 @@ class Statements(Values):
         head = s.value.func if isinstance(s.value, ast.Call) else s.value
         args = s.value.args if isinstance(s.value, ast.Call) else ()
         if not scope.flows:
-            self.error("no tensor to apply this to: declare an `input` first", s.span)
+            self.error("no tensor to apply this to: declare an `input` first", s.span,
+                       "a space's first statement is its input, e.g. `input x: float[8]`")
             return None
         if isinstance(head, ast.Call) or not isinstance(head, ast.Name):
             flow = self.flow(s.value, scope, At(scope.prefix), scope.naming)
@@ -158,13 +165,15 @@ class Statements(Values):
             return self.apply_value(path, value, vtype, s.span)
         sig = self.registry.get(name)
         if sig is None:
-            self.unknown(name, head.span, scope)
+            self.unknown(name, head.span, scope, "block")
             return None
         path = join(scope.prefix, scope.naming.take(name))
         if sig.body and s.body is None:
-            self.error(f"'{name}' wraps a body: write `{name}(…) {{ … }}`", s.span)
+            self.error(f"'{name}' wraps a body", s.span,
+                       f"write `{name}{'(…)' if sig.params else ''} {{ … }}`")
         elif not sig.body and s.body is not None:
-            self.error(f"'{name}' takes no `{{ }}` body", s.body.span)
+            self.error(f"'{name}' takes no `{{ }}` body", s.body.span,
+                       "write the steps after it, or wrap them in `residual { … }`")
         body = self.body(s.body, scope.child()) if s.body is not None and sig.body else None
         value, vtype = self.block(sig, args, scope, At(path), s.span, body)
         return self.apply_value(path, value, vtype, s.span)
@@ -186,7 +195,9 @@ class Statements(Values):
             return None
         if vtype != "block:layer":
             what = vtype.replace("block:", "") + " block" if vtype.startswith("block") else vtype
-            self.error(f"a {what} cannot be applied to a tensor", span,
+            name = f"'{value.name}' is a {what}: it" if isinstance(value, ir.Block) \
+                else f"a {what}"
+            self.error(f"{name} cannot be applied to a tensor", span,
                        "mix blocks go in `hyper(mix = …)`" if "mix" in vtype else None)
             return None
         return ir.Apply(path, value, span=span)
@@ -197,30 +208,30 @@ class Statements(Values):
             self.error("empty one_of: nothing to choose", s.span)
             return None
         options: list[tuple[str, ir.Seq]] = []
+        keys = Naming()  # unique keys, even if a def is called `alt1`
         for i, alt in enumerate(s.alternatives.stmts):
             if not isinstance(alt, ast.Flow | ast.Group | ast.Repeat | ast.Optional |
                               ast.OneOfBlock):
                 self.error("a one_of alternative is a step, like `mlp(…)` or `{ … }`", alt.span)
                 continue
             step = self.statement(alt, scope.child())
-            key = step.path.rsplit(".", 1)[-1] if isinstance(step, ir.Apply | ir.Inline) and \
-                step.path else f"alt{i + 1}"
-            if step is not None:
-                options.append((key, ir.Seq((step,), span=alt.span)))
+            if step is None:
+                continue
+            # a block or def is keyed by its name; a group `{ … }` (an Inline without a name,
+            # whose path is only the scope's prefix) and other steps by their position
+            named = isinstance(step, ir.Apply) or (isinstance(step, ir.Inline) and step.name)
+            key = step.path.rsplit(".", 1)[-1] if named else f"alt{i + 1}"
+            options.append((keys.take(key), ir.Seq((step,), span=alt.span)))
         return ir.Choose(path, tuple(options), span=s.span) if options else None
 
     def repeat(self, s: ast.Repeat, scope: Scope) -> ir.Step | None:
         path = join(scope.prefix, s.name if s.name else scope.naming.take("repeat"))
         count, ctype = self.value(s.count, scope, At(path))
-        if isinstance(count, ir.Decide):
-            d = count.domain
-            if not isinstance(d, IntRange | Choice) or d.type != "int" or min(d.values()) < 0:
-                self.error("a repeat count is a whole number >= 0", s.count.span)
-        elif isinstance(count, ir.Const):
-            if not isinstance(count.value, int) or isinstance(count.value, bool) or \
-                    count.value < 0:
-                self.error("a repeat count is a whole number >= 0", s.count.span)
-        elif ctype != "any":
+        counts = _counts(count)
+        if counts is not None and not (counts[0] >= 0 and counts[1] <= MAX_REPEAT):
+            self.error(f"a repeat count is a whole number from 0 to {MAX_REPEAT}", s.count.span,
+                       "e.g. `repeat 4 { … }` or `repeat n in int(2..8) { … }`")
+        elif counts is None and ctype != "any":
             self.error("a repeat count is a constant or a domain like `int(2..8)`",
                        s.count.span, "a count tied to another decision is not supported: the "
                        "space's size could not be counted exactly")
@@ -339,9 +350,12 @@ class Statements(Values):
                 return {"seconds": e.value} if e.unit == "s" else {e.unit: int(e.value)}
             case ast.Name():
                 return e.id
-            case ast.Call(func=ast.Name(id=("maximize" | "minimize") as sense), args=(arg,)):
-                if isinstance(arg.value, ast.Name):
-                    return {sense: arg.value.id}
+            case ast.Call(func=ast.Name(id=("maximize" | "minimize") as sense)):
+                if len(e.args) == 1 and isinstance(e.args[0].value, ast.Name):
+                    return {sense: e.args[0].value.id}
+                self.error(f"`{sense}` takes one metric name", e.span,
+                           f"e.g. `{sense}(val_loss)`")
+                return None
         self.error(f"search field '{name}' takes a constant", e.span,
                    "decisions belong in the space or in `train { }`")
         return None
@@ -356,6 +370,28 @@ def _sites(value: ir.Node) -> bool:
     if isinstance(value, ir.Block):
         return any(_sites(v) for _, v in value.args) or value.body is not None
     return isinstance(value, ir.DefBlock)
+
+
+def _counts(count: ir.Value) -> tuple[float, float] | None:
+    """The least and greatest count of a constant or domain count, or None for another value;
+    a count that is not a whole number reads as -1."""
+    if isinstance(count, ir.Decide):
+        d = count.domain
+        if isinstance(d, IntRange):
+            return d.low, d.high
+        whole = isinstance(d, Choice) and d.type == "int"
+        return (min(d.values()), max(d.values())) if whole else (-1, -1)
+    if isinstance(count, ir.Const):
+        whole = isinstance(count.value, int) and not isinstance(count.value, bool)
+        return (count.value, count.value) if whole else (-1, -1)
+    return None
+
+
+def _has_ref(value: ir.Node) -> bool:
+    """Whether a value reads a decision (through a `let` or a repeat's count)."""
+    if isinstance(value, ir.Ref):
+        return True
+    return isinstance(value, ir.Op) and any(_has_ref(a) for a in value.args)
 
 
 def _names(e: ast.Expr) -> set[str]:

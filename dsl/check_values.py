@@ -11,9 +11,10 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from archc.dsl import ast, ir
-from archc.dsl.domain import Choice, FloatRange, Flag, IntRange, scalar_type
+from archc.dsl.domain import Choice, Flag, FloatRange, IntRange, scalar_type
 from archc.dsl.fields import TASK_CONSTANTS
-from archc.dsl.scope import At, Scope, join
+from archc.dsl.parser import MAX_INT
+from archc.dsl.scope import At, Naming, Scope, join
 from archc.dsl.signature import Hyper, Registry, Signature
 from archc.dsl.walk import Unknown, evaluate
 from archc.errors import Diagnostic, Span, did_you_mean
@@ -81,7 +82,7 @@ class Values:
         if e.id in ("choice", "int", "float", "concat"):
             return self.error(f"'{e.id}' needs arguments", e.span,
                               {"choice": "write `choice(a, b, …)`", "int": "write `int(2..8)`",
-                               "float": "write `float(0.1..1.0)`"}.get(e.id, None))
+                               "float": "write `float(0.1..1.0)`"}.get(e.id))
         if e.id == "task":
             return self.error("`task` needs a field", e.span,
                               f"write e.g. `task.classes` ({', '.join(TASK_CONSTANTS)})")
@@ -91,10 +92,10 @@ class Values:
             return self.block(self.registry[e.id], (), scope, at, e.span)
         return self.unknown(e.id, e.span, scope)
 
-    def unknown(self, name: str, span: Span | None, scope: Scope) -> tuple[ir.Value, str]:
+    def unknown(self, name: str, span: Span | None, scope: Scope, word: str = "block or name"
+                ) -> tuple[ir.Value, str]:
         known = scope.visible() | set(self.defs) | set(self.registry) | set(BUILTINS)
         hint = did_you_mean(name, known)
-        word = "block or name"
         if hint is None:
             hint = "`archc blocks` lists the library's blocks"
         return self.error(f"unknown {word} '{name}'", span, hint)
@@ -115,18 +116,20 @@ class Values:
             return ANY
         if e.op in ("and", "or"):
             if lt != "bool" or rt != "bool":
-                return self.error(f"`{e.op}` needs two conditions, got {lt} and {rt}", e.span)
-            return self.fold(ir.Op(e.op, (left, right), span=e.span)), "bool"
+                return self.error(f"`{e.op}` needs two conditions, got {_kind(lt)} and "
+                                  f"{_kind(rt)}", e.span)
+            return self.fold(ir.Op(e.op, (left, right), span=e.span), "bool")
         if e.op in _COMPARE:
             if (lt == "str") != (rt == "str") or lt.startswith("block") or rt.startswith("block"):
-                return self.error(f"cannot compare {lt} with {rt}", e.span)
-            return self.fold(ir.Op(e.op, (left, right), span=e.span)), "bool"
+                return self.error(f"cannot compare {_kind(lt)} with {_kind(rt)}", e.span)
+            return self.fold(ir.Op(e.op, (left, right), span=e.span), "bool")
         if not (_numeric(lt) and _numeric(rt)):
             hint = ("to merge tensors, name them (`a = …`) and write `a + b`"
                     if lt.startswith("block") or rt.startswith("block") else None)
-            return self.error(f"`{e.op}` needs numbers, got {lt} and {rt}", e.span, hint)
+            return self.error(f"`{e.op}` needs numbers, got {_kind(lt)} and {_kind(rt)}",
+                              e.span, hint)
         result = "float" if "float" in (lt, rt) or e.op == "/" else "int"
-        return self.fold(ir.Op(e.op, (left, right), span=e.span)), result
+        return self.fold(ir.Op(e.op, (left, right), span=e.span), result)
 
     def unary(self, e: ast.Unary, scope: Scope, at: At) -> tuple[ir.Value, str]:
         operand, t = self.value(e.operand, scope, at)
@@ -134,21 +137,31 @@ class Values:
             return ANY
         if e.op == "not":
             if t != "bool":
-                return self.error(f"`not` needs a condition, got {t}", e.span)
-            return self.fold(ir.Op("not", (operand,), span=e.span)), "bool"
+                return self.error(f"`not` needs a condition, got {_kind(t)}", e.span)
+            return self.fold(ir.Op("not", (operand,), span=e.span), "bool")
         if not _numeric(t):
-            return self.error(f"`-` needs a number, got {t}", e.span)
-        return self.fold(ir.Op("neg", (operand,), span=e.span)), t
+            return self.error(f"`-` needs a number, got {_kind(t)}", e.span)
+        return self.fold(ir.Op("neg", (operand,), span=e.span), t)
 
-    def fold(self, op: ir.Op) -> ir.Value:
-        """Constant-fold an operation whose arguments are all constants."""
+    def fold(self, op: ir.Op, vtype: str) -> tuple[ir.Value, str]:
+        """Constant-fold an operation whose arguments are all constants; a result must be a
+        64-bit integer or a finite real (`2 ** 10 ** 9` is refused before it is computed)."""
         if not all(isinstance(a, ir.Const) for a in op.args):
-            return op
+            return op, vtype
+        base, power = (a.value for a in op.args) if op.op == "**" else (0, 0)
         try:
-            return ir.Const(evaluate(op, {}), span=op.span)
-        except (ArithmeticError, ValueError, OverflowError, Unknown):
-            self.error("this arithmetic has no value (division by zero or overflow)", op.span)
-            return ir.Const(0, span=op.span)
+            if isinstance(base, int) and isinstance(power, int) and abs(base) > 1 \
+                    and power > 64:
+                raise OverflowError  # more than 64 bits, and maybe a long time to compute
+            value = evaluate(op, {})
+            if not _finite(value):
+                raise OverflowError
+        except ZeroDivisionError:
+            return self.error("division by zero", op.span)
+        except (ArithmeticError, ValueError, Unknown):
+            return self.error("this arithmetic has no value", op.span,
+                              "values are 64-bit integers (up to 2**63 - 1) or finite reals")
+        return ir.Const(value, span=op.span), vtype
 
     def constant(self, e: ast.Expr, scope: Scope, what: str) -> object:
         """A value that must be known without any decision: a domain bound, a repeat count."""
@@ -186,7 +199,7 @@ class Values:
             return self.call_def(self.defs[name], e.args, scope, at.path, e.span, as_value=True)
         if name in self.registry:
             return self.block(self.registry[name], e.args, scope, at, e.span)
-        return self.unknown(name, e.func.span, scope)
+        return self.unknown(name, e.func.span, scope, "block")
 
     def block(self, sig: Signature, args: tuple[ast.Arg, ...], scope: Scope, at: At,
               span: Span | None, body: ir.Seq | None = None) -> tuple[ir.Value, str]:
@@ -208,9 +221,11 @@ class Values:
         return ir.Block(sig.name, tuple(resolved), body, span=span), f"block:{sig.kind}"
 
     def default(self, hyper: Hyper, span: Span | None) -> ir.Value:
+        """The value of an omitted hyperparameter; a block-typed default names a block, which
+        is used with its own defaults."""
         if hyper.type == "block" and isinstance(hyper.default, str) \
                 and hyper.default in self.registry:
-            return self.block(self.registry[hyper.default], (), Scope("", None), At(""),  # type: ignore[arg-type]
+            return self.block(self.registry[hyper.default], (), Scope("", Naming()), At(""),
                               span)[0]
         return ir.Const(hyper.default, span=span)  # type: ignore[arg-type]
 
@@ -224,10 +239,10 @@ class Values:
                 self.error("a range `a..b` only stands inside `int(…)` or `float(…)`", arg.span)
         if len(positional) > len(names):
             extra = positional[len(names)]
-            listed = ", ".join(names) or "none"
             self.error(f"'{owner}' takes at most {len(names)} positional argument"
-                       f"{'s' if len(names) != 1 else ''} ({listed}); got {len(positional)}",
-                       extra.span)
+                       f"{'s' if len(names) != 1 else ''} ({', '.join(names)}); got "
+                       f"{len(positional)}" if names else f"'{owner}' takes no arguments",
+                       extra.span, None if names else f"write `{owner}`")
         for name, arg in zip(names, positional, strict=False):
             given[name] = arg
         for arg in args:
@@ -237,7 +252,8 @@ class Values:
                 self.error(f"'{owner}' has no parameter '{arg.name}'", arg.span,
                            did_you_mean(arg.name, names) or f"its parameters: {', '.join(names)}")
             elif arg.name in given:
-                self.error(f"'{arg.name}' is given twice", arg.span)
+                self.error(f"'{arg.name}' is given twice", arg.span, "remove one of them",
+                           notes=(("first given here", given[arg.name].span),))
             else:
                 given[arg.name] = arg
         return given
@@ -250,12 +266,12 @@ class Values:
             return
         if hyper.type == "block":
             if vtype != f"block:{hyper.kind}":
-                what = vtype.replace("block:", "") + " block" if vtype.startswith("block") else vtype
-                self.error(f"{where} takes a {hyper.kind} block, not a {what}", span)
+                self.error(f"{where} takes a {hyper.kind} block, not a {_kind(vtype)}", span)
             return
         ok = {"int": ("int",), "float": ("int", "float"), "bool": ("bool",), "str": ("str",)}
         if vtype not in ok[hyper.type]:
-            self.error(f"{where} takes {hyper.type}, not {vtype}", span)
+            self.error(f"{where} takes {hyper.type}, not {_kind(vtype)}", span,
+                       hyper.doc or None)
             return
         for candidate in _possible(value):
             problem = hyper.problem(candidate)
@@ -281,11 +297,13 @@ class Values:
             if not isinstance(c, ir.Const):
                 return self.error("choice options must be constants (or all blocks)", arg.span)
             if any(o == c.value and type(o) is type(c.value) for o in options):
-                return self.error(f"duplicate option {_lit(c.value)} in choice", arg.span)
+                return self.error(f"duplicate option {_lit(c.value)} in choice", arg.span,
+                                  "remove the repeated option")
             options.append(c.value)
         kinds = {scalar_type(o) for o in options}
         if len(kinds) > 1 and kinds != {"int", "float"}:
-            return self.error(f"choice mixes {' and '.join(sorted(kinds))} options", e.span)
+            return self.error(f"choice mixes {' and '.join(sorted(kinds))} options", e.span,
+                              "a choice's options are all numbers, all strings or all bools")
         domain = Choice(tuple(options))
         return ir.Decide(at.take(), domain, span=e.span), domain.type
 
@@ -304,7 +322,8 @@ class Values:
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high, step)):
             return self.error("int range bounds and step must be integers", e.span)
         if low > high:
-            return self.error(f"empty range: {low} > {high}", e.span)
+            return self.error(f"empty range: {low} > {high}", e.span,
+                              f"write the low end first: `int({high}..{low})`")
         if step < 1:
             return self.error("a step must be >= 1", e.span)
         return ir.Decide(at.take(), IntRange(low, high, step), span=e.span), "int"
@@ -328,7 +347,8 @@ class Values:
         if low >= high:
             return self.error(f"empty range: {low} >= {high}", e.span)
         if log and low <= 0:
-            return self.error("a log range needs a positive lower bound", e.span)
+            return self.error("a log range needs a positive lower bound", e.span,
+                              "start above 0, e.g. `float(1e-4..0.5, log)`, or drop `log`")
         domain = FloatRange(float(low), float(high), log)
         return ir.Decide(at.take(), domain, span=e.span), "float"
 
@@ -348,7 +368,8 @@ class Values:
                span: Span | None) -> tuple[ir.Value, str]:
         """`one_of(a, b, label = c)` over blocks: a Switch whose keys are labels or block names."""
         if not args:
-            return self.error("empty one_of: nothing to choose", span)
+            return self.error("empty one_of: nothing to choose", span,
+                              "list the alternatives, e.g. `one_of(mlp, identity)`")
         path = at.take()
         options: list[tuple[str, ir.Value]] = []
         kinds: set[str] = set()
@@ -367,8 +388,22 @@ class Values:
             options.append((key, value))
         kinds.discard("any")
         if len(kinds) > 1:
-            return self.error(f"one_of mixes {' and '.join(sorted(kinds))} options", span)
+            mixed = " and ".join(_kind(k) + "s" for k in sorted(kinds))
+            return self.error(f"one_of mixes {mixed}",
+                              span, "every option of a one_of must be the same kind of block")
         return ir.Switch(path, tuple(options), span=span), kinds.pop() if kinds else "any"
+
+
+def _finite(value: object) -> bool:
+    """A 64-bit integer, a finite real, a string or a bool (not a complex root of a negative)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return abs(value) <= MAX_INT
+    return math.isfinite(value) if isinstance(value, float) else isinstance(value, str | bool)
+
+
+def _kind(vtype: str) -> str:
+    """A type as users read it: `block:mix` is a mix block."""
+    return f"{vtype[6:]} block" if vtype.startswith("block:") else vtype
 
 
 def _head(e: ast.Expr) -> str | None:

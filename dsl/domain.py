@@ -4,7 +4,7 @@
 `IntRange`, `FloatRange` and `Flag`. A domain is plain data; sampling takes an explicit
 `random.Random`, never a global generator.
 
->>> IntRange(2, 8, 2).values()
+>>> tuple(IntRange(2, 8, 2).values())
 (2, 4, 6, 8)
 >>> FloatRange(1e-4, 1e-2, log=True).contains(1e-3)
 True
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = ["Scalar", "Domain", "Choice", "IntRange", "FloatRange", "Flag", "scalar_type"]
@@ -37,7 +38,7 @@ class Domain:
     def size(self) -> int:
         return len(self.values())
 
-    def values(self) -> tuple[Scalar, ...]:
+    def values(self) -> Sequence[Scalar]:
         raise NotImplementedError
 
     def contains(self, value: object) -> bool:
@@ -88,8 +89,9 @@ class IntRange(Domain):
     def size(self) -> int:
         return (self.high - self.low) // self.step + 1
 
-    def values(self) -> tuple[int, ...]:
-        return tuple(range(self.low, self.high + 1, self.step))
+    def values(self) -> range:
+        """A lazy `range`: an int domain may hold 10^12 values."""
+        return range(self.low, self.high + 1, self.step)
 
     def contains(self, value: object) -> bool:
         return (isinstance(value, int) and not isinstance(value, bool)

@@ -21,6 +21,11 @@ KEYWORDS = ("space", "def", "import", "train", "search", "input", "let", "requir
             "repeat", "in", "share", "one_of", "optional", "true", "false", "and", "or", "not")
 TOP_KEYWORDS = ("space", "def", "import", "train", "search")
 STMT_KEYWORDS = ("input", "let", "require", "return", "repeat", "one_of", "optional")
+FOREIGN = ("if", "else", "elif", "for", "while", "var", "val", "const", "fn", "function",
+           "lambda", "class", "model", "layer", "block", "with", "from", "as")
+"""Words other languages use to start a statement; here they read as an unknown keyword."""
+_OPERATORS = {"&": "write `and`", "|": "write `or`", "!": "write `not` (or `!=` to compare)",
+              "/": "comments start with `#`", ";": "comments start with `#`"}
 
 _WORDS = {
     "RPAR": "`)`", "LPAR": "`(`", "RBRACE": "`}`", "LBRACE": "`{`", "RSQB": "`]`", "LSQB": "`[`",
@@ -71,13 +76,14 @@ def _bad_character(err: UnexpectedCharacters, source: Source) -> Diagnostic:
     span = Span(source, err.line, err.column, err.line, err.column + 1)
     char = err.char
     if char == '"':
-        return Diagnostic("unterminated string", span, "close the string with `\"` on the same line")
+        return Diagnostic("unterminated string", span,
+                          "close the string with `\"` on the same line")
     if char == "'":
         return Diagnostic("strings use double quotes", span, 'write "text", not \'text\'')
     if char == "." and source.line(err.line)[err.column - 1:err.column + 2] == "...":
         return Diagnostic("ranges use two dots", span, "write `int(2..8)`")
-    return Diagnostic(f"unexpected character '{char}'", span,
-                      "comments start with `#`" if char in "/;" else None)
+    return Diagnostic(f"unexpected character '{char}'", span, _OPERATORS.get(
+        char, "remove it; the operators are + - * / // % **, comparisons, and, or, not"))
 
 
 def _unclosed(err, tok, prev, source, open_):
@@ -89,13 +95,14 @@ def _unclosed(err, tok, prev, source, open_):
     ends = tok.type == "$END"
     wrong_closer = tok.type in ("RBRACE", "RPAR", "RSQB") and tok.value != closer
     next_line = opener.type != "LBRACE" and tok.line is not None and tok.line > opener.line \
-        and "COMMA" in err.expected and "RPAR" in err.expected | {"RSQB"}
+        and "COMMA" in err.expected and bool({"RPAR", "RSQB"} & err.expected)
     if not (ends or wrong_closer or next_line):
         return None
     where = f"{opener.line}:{opener.column}"
     return Diagnostic(f"missing `{closer}`: the `{opener.value}` at {where} is never closed",
                       _span_of(opener, source), f"add `{closer}` to close it",
-                      notes=(() if ends else ((f"found {_show(tok)} here", _span_of(tok, source)),)))
+                      notes=() if ends else ((f"found {_show(tok)} here",
+                                              _span_of(tok, source)),))
 
 
 def _unmatched(err, tok, prev, source, open_):
@@ -103,6 +110,30 @@ def _unmatched(err, tok, prev, source, open_):
             _CLOSER[o.type] == tok.value for o in open_):
         return Diagnostic(f"unmatched `{tok.value}`", _span_of(tok, source),
                           "remove it, or add the opening bracket it closes")
+    return None
+
+
+def _three_dots(err, tok, prev, source, open_):
+    """`2...8` lexes as `2`, `..`, `.`: a range written with three dots."""
+    if tok.type == "DOT" and source.line(tok.line)[max(tok.column - 3, 0):tok.column] == "...":
+        span = Span(source, tok.line, tok.column - 2, tok.line, tok.column + 1)
+        return Diagnostic("ranges use two dots", span, "write `int(2..8)`")
+    return None
+
+
+def _slash_comment(err, tok, prev, source, open_):
+    if tok.value == "//" and (prev is None or prev.type in ("_NL", "LBRACE")):
+        return Diagnostic("comments start with `#`", _span_of(tok, source), "write `# …`")
+    return None
+
+
+def _missing_value(err, tok, prev, source, open_):
+    """An expression was due (after `=`, an operator, `return`, …) but a line or bracket ended."""
+    if "NUMBER" in err.expected and prev is not None and tok.type in (
+            "_NL", "$END", "RPAR", "RSQB", "RBRACE"):
+        span = _at_end(source) if tok.type == "$END" else _span_of(tok, source)
+        return Diagnostic(f"missing a value after {_show(prev)}", span,
+                          "write a value here: a number, a name, `choice(…)`, a block, …")
     return None
 
 
@@ -116,7 +147,11 @@ def _stray_comma(err, tok, prev, source, open_):
 
 
 def _missing_equals(err, tok, prev, source, open_):
-    if "EQUAL" in err.expected and prev is not None and prev.type == "NAME" and tok.type != "COMMA":
+    in_args = bool(open_) and open_[-1].type != "LBRACE" and "COMMA" in err.expected
+    if tok.type == "NAME" and ("_NL" in err.expected or in_args):
+        return None  # `layernorm relu`, `def f(a b)`: a line or a comma is missing, not `=`
+    if "EQUAL" in err.expected and prev is not None and prev.type == "NAME" \
+            and tok.type != "COMMA":
         return Diagnostic(f"missing `=` after '{prev.value}'", _span_of(tok, source),
                           f"write `{prev.value} = …`")
     return None
@@ -142,6 +177,10 @@ def _unknown_keyword(err, tok, prev, source, open_):
     hint = did_you_mean(word.value, choices)
     if hint and word is prev and tok.type in ("NAME", "NUMBER"):
         return Diagnostic(f"unknown keyword '{word.value}'", _span_of(word, source), hint)
+    if word is prev and word.value in FOREIGN and tok.type in ("NAME", "NUMBER", "LPAR"):
+        return Diagnostic(f"unknown keyword '{word.value}'", _span_of(word, source),
+                          f"statements start with {', '.join(STMT_KEYWORDS)}, a binding "
+                          "`name = …` or a block")
     return None
 
 
@@ -158,12 +197,13 @@ def _missing_comma(err, tok, prev, source, open_):
 def _statement_end(err, tok, prev, source, open_):
     if "_NL" in err.expected and tok.type not in ("_NL", "$END"):
         return Diagnostic(f"unexpected {_show(tok)}: expected the end of the statement",
-                          _span_of(tok, source), "put one statement per line, or separate with `;`")
+                          _span_of(tok, source),
+                          "put one statement per line, or separate with `;`")
     return None
 
 
-_RULES = (_unmatched, _unclosed, _stray_comma, _equals_for_compare, _unknown_keyword,
-          _missing_equals, _missing_comma, _statement_end)
+_RULES = (_unmatched, _unclosed, _three_dots, _slash_comment, _stray_comma, _equals_for_compare,
+          _unknown_keyword, _missing_equals, _missing_value, _missing_comma, _statement_end)
 
 
 def _generic(err: UnexpectedToken, source: Source) -> Diagnostic:

@@ -8,19 +8,24 @@ that say what is wrong in a user's words ("missing `)`", "stray comma") instead 
 from __future__ import annotations
 
 import functools
+import math
+import re
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
 import lark
 from lark import Token, Transformer, v_args
-from lark.exceptions import UnexpectedInput
+from lark.exceptions import UnexpectedInput, VisitError
 
 from archc.dsl import ast
 from archc.dsl.parse_errors import diagnose as _diagnose
 from archc.errors import ParseError, Source, Span
 
-__all__ = ["parse", "parse_file"]
+__all__ = ["parse", "parse_file", "MAX_INT"]
+
+MAX_INT = 2**63 - 1
+"""The largest number a spec may write: a 64-bit integer (larger ones mean nothing to a model)."""
 
 _OPEN = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
 _CLOSE = {v: k for k, v in _OPEN.items()}
@@ -58,11 +63,12 @@ class _Newlines:
                 yield Token.new_borrow_pos("_NL", "", tok)
             if tok.type in _OPEN:
                 self.open.append(tok)
-            elif tok.type in _CLOSE and self.open and self.open[-1].type == _CLOSE[tok.type]:
-                self.open.pop()
             prev = tok
             self.history.append(tok)
             yield tok
+            # pop only now: if the parser rejects a closer, its opener still counts as open
+            if tok.type in _CLOSE and self.open and self.open[-1].type == _CLOSE[tok.type]:
+                self.open.pop()
         if prev is not None and prev.type != "_NL" and not self.open:
             yield Token("_NL", "", 0, prev.end_line, prev.end_column,
                         prev.end_line, prev.end_column, prev.end_pos)
@@ -86,7 +92,12 @@ def parse(text: str, name: str = "<string>") -> ast.Module:
         tree = parser.parse(text)
     except UnexpectedInput as err:
         raise ParseError(_diagnose(err, source, parser.options.postlex)) from None
-    module = _Build(source).transform(tree)
+    try:
+        module = _Build(source).transform(tree)
+    except VisitError as err:  # a ParseError raised while building a node (a bad literal)
+        if isinstance(err.orig_exc, ParseError):
+            raise err.orig_exc from None
+        raise
     comments = tuple(ast.Comment(t.line, t.column, str(t).rstrip())
                      for t in parser.options.postlex.comments)
     return ast.Module(module.items, comments, span=module.span)
@@ -134,7 +145,7 @@ class _Build(Transformer):
         return ast.Module(tuple(items), span=self._s(meta))
 
     def import_stmt(self, meta, path):
-        return ast.Import(_unquote(path), span=self._s(meta))
+        return ast.Import(_unquote(path, self.src), span=self._s(meta))
 
     def space(self, meta, name, body):
         return ast.Space(str(name), body, span=self._s(meta))
@@ -202,7 +213,7 @@ class _Build(Transformer):
         return ast.Group(body, span=self._s(meta))
 
     # expressions
-    def _binary(op):  # noqa: N805 — a rule factory used while the class body runs
+    def _binary(op):
         def rule(self, meta, left, right):
             return ast.Binary(op, left, right, span=self._s(meta))
         return rule
@@ -252,9 +263,12 @@ class _Build(Transformer):
 
     def number(self, meta, tok):
         text = str(tok)
-        is_int = text.isdigit()
-        return ast.Number(int(text) if is_int else float(text), text,
-                          span=_tok_span(self.src, tok))
+        span = _tok_span(self.src, tok)
+        value = int(text) if text.isdigit() and len(text) < 20 else float(text)
+        if not math.isfinite(value) or (text.isdigit() and value > MAX_INT):
+            raise ParseError("number too large", span,
+                             "integers are at most 2**63 - 1, reals at most about 1e308")
+        return ast.Number(int(text) if text.isdigit() else value, text, span=span)
 
     def quantity(self, meta, tok):
         text = str(tok).split("per")[0].replace(" ", "").replace("\t", "")
@@ -268,7 +282,7 @@ class _Build(Transformer):
         return ast.Quantity(value, unit, span=_tok_span(self.src, tok))
 
     def string(self, meta, tok):
-        return ast.String(_unquote(tok), span=_tok_span(self.src, tok))
+        return ast.String(_unquote(tok, self.src), span=_tok_span(self.src, tok))
 
     def true(self, meta):
         return ast.Bool(True, span=self._s(meta))
@@ -281,6 +295,19 @@ def _opt(tok: Token | None) -> str | None:
     return None if tok is None else str(tok)
 
 
-def _unquote(tok: Token | str) -> str:
-    return str(tok)[1:-1].encode("utf-8").decode("unicode_escape")
+_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+
+
+def _unquote(tok: Token, source: Source) -> str:
+    """A string literal's text; its escapes are `\\n`, `\\t`, `\\"` and `\\\\`."""
+
+    def escape(match: re.Match[str]) -> str:
+        if match.group(1) in _ESCAPES:
+            return _ESCAPES[match.group(1)]
+        column = tok.column + 1 + match.start()  # type: ignore[operator]
+        raise ParseError(f"unknown escape `{match.group(0)}` in a string",
+                         Span(source, tok.line, column, tok.line, column + 2),  # type: ignore
+                         'write \\n, \\t, \\" or \\\\ (a backslash)')
+
+    return re.sub(r"\\(.)", escape, str(tok)[1:-1])
 

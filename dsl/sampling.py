@@ -104,7 +104,7 @@ def failing_requires(trace: Trace, task: Mapping[str, Scalar] | None) -> list[ir
             ok = evaluate(req.cond, scope, indices, task)
         except Unknown:
             continue
-        except (ArithmeticError, ValueError):
+        except (ArithmeticError, ValueError, TypeError):
             ok = False
         if not ok:
             failed.append(req)

@@ -7,6 +7,7 @@ Small spaces are decided exactly by enumeration; larger ones by a bounded sampli
 from __future__ import annotations
 
 import random
+import time
 
 from archc.dsl.sampling import failing_requires
 from archc.dsl.space import Space
@@ -16,6 +17,8 @@ __all__ = ["check_satisfiable", "ENUMERATE_UP_TO", "SAMPLES"]
 
 ENUMERATE_UP_TO = 20_000
 SAMPLES = 4_000
+SECONDS = 2.0
+"""The sampling search stops after SAMPLES points or SECONDS (but tries at least 100)."""
 
 
 def check_satisfiable(space: Space) -> None:
@@ -33,12 +36,13 @@ def check_satisfiable(space: Space) -> None:
     if not space.continuous and space.size <= ENUMERATE_UP_TO:
         if any(holds(space.trace(p)) for p in space.enumerate(constrained=False)):
             return
-        how = f"checked all {space.size:,} points"
-    else:
-        rng = random.Random(0)
-        modes = ("decision", "arch")
-        if any(holds(space.draw(rng, modes[i % 2])) for i in range(SAMPLES)):
+        raise CheckError(space._unsatisfied(failures, space.size, exhaustive=True).diagnostics)
+    rng = random.Random(0)
+    modes = ("decision", "arch")
+    deadline = time.monotonic() + SECONDS
+    tried = 0
+    while tried < SAMPLES and (tried < 100 or time.monotonic() < deadline):
+        if holds(space.draw(rng, modes[tried % 2])):
             return
-        how = (f"none of {SAMPLES:,} sampled points satisfied it; the space has "
-               f"{space.size:,} points, too many to check them all")
-    raise CheckError(space._unsatisfied(failures, how).diagnostics)
+        tried += 1
+    raise CheckError(space._unsatisfied(failures, tried, exhaustive=False).diagnostics)

@@ -30,7 +30,7 @@ from archc.dsl.sampling import Sizes, choose_uniform_arch, failing_requires
 from archc.dsl.walk import Site, Trace, walk
 from archc.errors import Diagnostic, PointError, SpaceError, Span, did_you_mean
 
-__all__ = ["Space"]
+__all__ = ["Space", "count_text"]
 
 MAX_TRIES = 10_000
 """Samples drawn before concluding that no point satisfies the constraints."""
@@ -118,7 +118,7 @@ class Space:
                 return Point(trace.values)
             for req in failed:
                 failures[id(req)] = failures.get(id(req), 0) + 1
-        raise self._unsatisfied(failures, f"none of {MAX_TRIES:,} sampled points satisfied it")
+        raise self._unsatisfied(failures, MAX_TRIES, exhaustive=False)
 
     def draw(self, rng: random.Random, uniform: str = "decision",
              partial: Mapping[str, Scalar] | None = None) -> Trace:
@@ -138,11 +138,20 @@ class Space:
 
         return walk(self.root, decide)
 
-    def _unsatisfied(self, failures: dict[int, int], how: str) -> SpaceError:
-        worst = sorted(self.requires, key=lambda r: -failures.get(id(r), 0))[:1]
-        return SpaceError([Diagnostic(f"no point satisfies `require {r.text}` ({how})", r.span,
-                                      "relax the constraint or widen the domains it uses")
-                           for r in worst])
+    def _unsatisfied(self, failures: dict[int, int], tried: int, exhaustive: bool
+                     ) -> SpaceError:
+        """The error for constraints that held for none of `tried` points, naming the
+        `require` that failed most often. Only an exhaustive check may say "no point"."""
+        (worst,) = sorted(self.requires, key=lambda r: -failures.get(id(r), 0))[:1]
+        if exhaustive:
+            message = f"no point satisfies `require {worst.text}` (checked all {tried:,} points)"
+            hint = "relax the constraint or widen the domains it uses"
+        else:
+            message = (f"no sampled point satisfies `require {worst.text}`: none of {tried:,} "
+                       f"random points did, among {count_text(self.size)}")
+            hint = ("archc samples by rejection, so a constraint this rare cannot be searched; "
+                    "relax it, or derive one decision from the other with `let`")
+        return SpaceError(Diagnostic(message, worst.span, hint))
 
     # ── points ───────────────────────────────────────────────────────────────────────────────
 
@@ -217,7 +226,7 @@ class Space:
         if self.continuous:
             raise SpaceError(f"cannot enumerate: '{self.continuous[0]}' is continuous")
         if self.size > limit:
-            raise SpaceError(f"cannot enumerate {self.size:,} points (limit {limit:,})")
+            raise SpaceError(f"cannot enumerate {count_text(self.size)} points (limit {limit:,})")
         partial: dict[str, Scalar] = {}
         while True:  # an odometer over the canonical walk: one walk per point
             trace = walk(self.root, lambda site, given=partial: given.get(site.path, _first(site)))
@@ -271,10 +280,16 @@ class Space:
         return Point(trace.values)
 
 
+NEIGHBOURS_PER_DECISION = 16
+"""A decision with more values than this offers this many random alternatives, not all."""
+
+
 def _alternatives(site: Site, current: Scalar, rng: random.Random) -> list[Scalar]:
-    if site.domain.discrete:
-        return [v for v in site.domain.values() if v != current or type(v) is not type(current)]
-    return [site.domain.sample(rng) for _ in range(2)]
+    domain = site.domain
+    if domain.discrete and domain.size <= NEIGHBOURS_PER_DECISION + 1:
+        return [v for v in domain.values() if v != current or type(v) is not type(current)]
+    draws = {domain.sample(rng) for _ in range(NEIGHBOURS_PER_DECISION if domain.discrete else 2)}
+    return sorted(draws - {current}, key=repr)
 
 
 def _first(site: Site) -> Scalar:
@@ -331,10 +346,12 @@ def _children(node: ir.Node) -> list[ir.Node]:
 
 
 def _log10(n: int) -> float:
-    if n <= 0:
-        return float("-inf")
-    digits = len(str(n))
-    if digits < 300:
-        return math.log10(n)
-    return digits - 1 + math.log10(int(str(n)[:15]) / 10**14)
+    """log10 of a size; exact enough for any size (math.log10 takes big integers whole)."""
+    return math.log10(n) if n > 0 else float("-inf")
+
+
+def count_text(n: int) -> str:
+    """A count for messages: `15,625`, or `≈10^4312` where digits would be too many to print
+    (Python refuses to turn integers of over 4,300 digits into text)."""
+    return f"{n:,}" if n < 10**18 else f"≈10^{int(_log10(n))}"
 

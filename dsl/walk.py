@@ -164,10 +164,25 @@ class _Walker:
 
 _BINARY: dict[str, Callable[[object, object], object]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
-    "//": operator.floordiv, "%": operator.mod, "**": operator.pow,
+    "//": operator.floordiv, "%": operator.mod, "**": lambda a, b: _power(a, b),
     "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
     ">": operator.gt, ">=": operator.ge,
 }
+
+
+MAX_EXPONENT = 64
+
+
+def _power(base: object, exponent: object) -> object:
+    """`**` that refuses what would hang or leave the reals: huge integer powers, complex
+    roots. Both raise ArithmeticError/ValueError, which conditions treat as violated."""
+    if isinstance(exponent, int) and isinstance(base, int) and abs(base) > 1 \
+            and abs(exponent) > MAX_EXPONENT:
+        raise OverflowError("integer power too large")
+    result = operator.pow(base, exponent)  # type: ignore[call-overload]
+    if isinstance(result, complex):
+        raise ValueError("a negative number to a fractional power is not real")
+    return result
 
 
 def evaluate(value: ir.Value, values: Mapping[str, Scalar], indices: tuple[int, ...] = (),

@@ -117,7 +117,7 @@ def test_require_inside_a_repeat_applies_to_each_copy() -> None:
 def test_require_over_task_constants_waits_for_the_task() -> None:
     space = space_of("let w = choice(8, 16)\nrequire w <= task.classes\nlinear(w)")
     assert space.sample(seed=0)  # unknown task: not judged yet
-    with pytest.raises(SpaceError, match="no point satisfies"):
+    with pytest.raises(SpaceError, match="no sampled point satisfies"):
         space.sample(seed=0, task={"classes": 4})
     assert space.sample(seed=0, task={"classes": 10})["w"] == 8
 
