@@ -8,9 +8,9 @@ import itertools
 from pathlib import Path
 
 import pytest
-from archc.dsl.point import Point
 
 import archc
+from archc.dsl.point import Point
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
