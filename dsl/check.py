@@ -156,6 +156,8 @@ class Checker(Statements):
             if len(f.values) != 1:
                 self.error(f"train field '{f.name}' takes one value", f.span)
                 continue
+            if self.unquoted(hyper, f.values[0], scope):
+                continue
             value, vtype = self.value(f.values[0], scope, At(f"train.{f.name}"))
             self.fits_field(hyper, value, vtype, f.values[0].span)
             steps.append(ir.Let(f"train.{f.name}", value, span=f.span))

@@ -147,6 +147,10 @@ class Statements(Values):
             self.error("no tensor to apply this to: declare an `input` first", s.span,
                        "a space's first statement is its input, e.g. `input x: float[8]`")
             return None
+        if isinstance(s.value, ast.OneOf) and s.body is None:  # `one_of(a = relu, b = gelu)`
+            path = join(scope.prefix, scope.naming.take("one_of"))
+            value, vtype = self.value(s.value, scope, At(path))
+            return self.apply_value(path, value, vtype, s.span)
         if isinstance(head, ast.Call) or not isinstance(head, ast.Name):
             flow = self.flow(s.value, scope, At(scope.prefix), scope.naming)
             return ir.Bind("", flow, span=s.span)
@@ -355,6 +359,11 @@ class Statements(Values):
                     return {sense: e.args[0].value.id}
                 self.error(f"`{sense}` takes one metric name", e.span,
                            f"e.g. `{sense}(val_loss)`")
+                return None
+            case ast.Call(func=ast.Name(id=other)) if name == "objective":
+                self.error(f"an objective is `maximize(metric)` or `minimize(metric)`, not "
+                           f"`{other}(…)`", e.span,
+                           did_you_mean(other, ("maximize", "minimize")))
                 return None
         self.error(f"search field '{name}' takes a constant", e.span,
                    "decisions belong in the space or in `train { }`")

@@ -215,6 +215,8 @@ class Values:
                     continue
                 resolved.append((hyper.name, self.default(hyper, span)))
                 continue
+            if self.unquoted(hyper, arg.value, scope):
+                continue
             value, vtype = self.value(arg.value, scope, at.sub(hyper.name))
             self.fits(sig, hyper, value, vtype, arg.value.span)
             resolved.append((hyper.name, value))
@@ -228,6 +230,15 @@ class Values:
             return self.block(self.registry[hyper.default], (), Scope("", Naming()), At(""),
                               span)[0]
         return ir.Const(hyper.default, span=span)  # type: ignore[arg-type]
+
+    def unquoted(self, hyper: Hyper, e: ast.Expr, scope: Scope) -> bool:
+        """Report a bare word where a string is expected (`fn = gelu` for `fn = "gelu"`)."""
+        if not _unquoted(hyper, e, scope, self):
+            return False
+        word = e.id  # type: ignore[attr-defined]
+        self.error(f"'{word}' is not a name here: strings are quoted", e.span,
+                   f'write "{word}"')
+        return True
 
     def match_args(self, owner: str, names: list[str], args: tuple[ast.Arg, ...],
                    span: Span | None) -> dict[str, ast.Arg]:
@@ -404,6 +415,14 @@ def _finite(value: object) -> bool:
 def _kind(vtype: str) -> str:
     """A type as users read it: `block:mix` is a mix block."""
     return f"{vtype[6:]} block" if vtype.startswith("block:") else vtype
+
+
+def _unquoted(hyper: Hyper, e: ast.Expr, scope: Scope, values: Values) -> bool:
+    """A bare word given to a string hyperparameter that names nothing: a forgotten quote."""
+    if hyper.type != "str" or not isinstance(e, ast.Name) or scope.lookup(e.id) is not None:
+        return False
+    return e.id in hyper.options or (e.id not in values.defs and e.id not in values.registry
+                                     and e.id not in BUILTINS)
 
 
 def _head(e: ast.Expr) -> str | None:

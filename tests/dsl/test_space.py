@@ -178,3 +178,8 @@ def test_train_decisions_are_points_but_not_architectures() -> None:
     assert space.continuous == ("train.lr",)
     point = space.sample(seed=0)
     assert 1e-4 <= point["train.lr"] <= 1e-2 and point["train.batch"] in (32, 64)
+
+
+def test_one_of_value_form_stands_as_a_statement() -> None:
+    space = space_of("one_of(a = relu, b = gelu)")
+    assert paths(space) == ["one_of"] and space.size == 2
