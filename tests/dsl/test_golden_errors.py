@@ -52,3 +52,20 @@ def test_several_errors_are_reported_together(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.chdir(REPO)
     text = render(CASES_DIR / "59_several_errors.arch")
     assert len(_WHERE.findall(text)) >= 4
+
+
+def test_cli_prints_each_golden_case_and_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`archc check` on every case: exit status 1, the golden text on stderr, no traceback.
+    (In process through typer's runner; tests/test_cli.py runs the real executable.)"""
+    from typer.testing import CliRunner
+
+    from archc.cli import app
+
+    monkeypatch.chdir(REPO)
+    runner = CliRunner()
+    for path in CASES:
+        result = runner.invoke(app, ["check", path.relative_to(REPO).as_posix()])
+        assert result.exit_code == 1, (path.name, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), path.name
+        assert "Traceback" not in result.output, path.name
+        assert result.stderr == path.with_suffix(".txt").read_text(), path.name
