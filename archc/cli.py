@@ -89,7 +89,7 @@ def sample(
             print(point.to_json())
         return
     from archc.render import points_table
-    _console().print(points_table(points))
+    _console().print(points_table(points, space))
 
 
 @app.command()

@@ -5,6 +5,7 @@ Nothing here decides anything: it shows what the dsl computed (sizes come from `
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rich.markup import escape
@@ -190,15 +191,30 @@ def space_json(space: Space) -> dict[str, Any]:
     }
 
 
-def points_table(points: list[Point]) -> Table:
+def points_table(points: list[Point], space: Space) -> Table:
+    """One row per decision (in the space's canonical order), one column per point."""
     table = Table(show_header=True, header_style="bold")
     table.add_column("decision")
     for i in range(len(points)):
         table.add_column(f"#{i}")
-    paths = list(dict.fromkeys(p for point in points for p in point))
+    rank = {template: i for i, (template, _) in enumerate(space.decisions())}
+    paths = sorted({p for point in points for p in point}, key=lambda p: _walk_order(p, rank))
     for path in paths:
         table.add_row(path, *(_cell(point.get(path)) for point in points))
     return table
+
+
+def _walk_order(path: str, rank: dict[str, int]) -> list[int]:
+    """Sort key giving the canonical walk order: a repeat's copies one after another, each
+    with its decisions in spec order (`layers[0].…` before `layers[1].…`)."""
+    parts = re.split(r"\[(\d+)\]", path)  # "a[3].b[1].c" -> ["a", "3", ".b", "1", ".c"]
+    key: list[int] = []
+    prefix = ""
+    for name, index in zip(parts[0::2], parts[1::2], strict=False):
+        prefix += name
+        key += [rank.get(prefix, len(rank)), int(index)]
+        prefix += "[*]"
+    return [*key, rank.get(prefix + parts[-1], len(rank))]
 
 
 def _cell(value: object) -> str:
