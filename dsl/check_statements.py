@@ -10,7 +10,7 @@ options add their label or block name (`hyper.mix.mhc.iters`); `let x`, a bindin
 from __future__ import annotations
 
 from archc.dsl import ast, ir
-from archc.dsl.check_values import ANY, METRIC_NAMES, Values
+from archc.dsl.check_values import ANY, METRIC_NAMES, Values, head_name
 from archc.dsl.domain import Choice, IntRange
 from archc.dsl.scope import At, Binding, Naming, Scope, join
 from archc.dsl.signature import Hyper
@@ -325,7 +325,7 @@ class Statements(Values):
         return ir.FlowRef("<error>", span=e.span)
 
     def applied(self, e: ast.Call, scope: Scope, at: At, naming: Naming) -> ir.Flow:
-        base = _head_name(e.func)
+        base = head_name(e.func)
         if base is None:
             self.error("a tensor is expected here", e.span)
             return ir.FlowRef("<error>", span=e.span)
@@ -412,14 +412,6 @@ def _names(e: ast.Expr) -> set[str]:
         case ast.Unary():
             return _names(e.operand)
     return set()
-
-
-def _head_name(e: ast.Expr) -> str | None:
-    if isinstance(e, ast.Name):
-        return e.id
-    if isinstance(e, ast.Call):
-        return _head_name(e.func)
-    return None
 
 
 def _source_text(span: Span | None) -> str:

@@ -386,7 +386,7 @@ class Values:
         kinds: set[str] = set()
         keys: dict[str, int] = {}
         for arg in args:
-            base = arg.name or _head(arg.value) or "option"
+            base = arg.name or head_name(arg.value) or "option"
             keys[base] = keys.get(base, 0) + 1
             key = base if keys[base] == 1 else f"{base}#{keys[base]}"
             if arg.name and keys[base] > 1:
@@ -425,12 +425,13 @@ def _unquoted(hyper: Hyper, e: ast.Expr, scope: Scope, values: Values) -> bool:
                                      and e.id not in BUILTINS)
 
 
-def _head(e: ast.Expr) -> str | None:
-    """The name a one_of option is keyed by: the block or def it calls."""
+def head_name(e: ast.Expr) -> str | None:
+    """The block or def an expression calls (`op` in `op(c)(x)`): what a one_of option is
+    keyed by, and what an applied flow is named after."""
     if isinstance(e, ast.Name):
         return e.id
     if isinstance(e, ast.Call):
-        return _head(e.func)
+        return head_name(e.func)
     return None
 
 

@@ -23,7 +23,8 @@ def test_fmt_round_trips_and_is_idempotent(path: Path) -> None:
 
 
 def test_fmt_keeps_comments_in_place() -> None:
-    text = "# head\nspace s {  # opens\n  input x: float[4]\n  # before linear\n  linear(8) # out\n}\n"
+    text = ("# head\nspace s {  # opens\n  input x: float[4]\n  # before linear\n"
+            "  linear(8) # out\n}\n")
     out = format_spec(text)
     assert out == (
         "# head\n"

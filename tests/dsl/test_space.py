@@ -110,7 +110,8 @@ def test_require_over_a_let_computed_from_decisions() -> None:
 
 
 def test_require_inside_a_repeat_applies_to_each_copy() -> None:
-    space = space_of("repeat n in int(1..2) {\n let w = choice(8, 16)\n require w > 8\n linear(w)\n}")
+    space = space_of("repeat n in int(1..2) {\n let w = choice(8, 16)\n require w > 8\n"
+                     " linear(w)\n}")
     assert all(v == 16 for p in space.enumerate() for k, v in p.items() if k != "n")
 
 

@@ -9,8 +9,9 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-import archc.library
 import pytest
+
+import archc.library
 from archc.dsl.signature import TYPES, Hyper, Signature
 from archc.library import (
     REGISTRY,
