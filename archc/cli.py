@@ -55,12 +55,12 @@ def check(spec: Spec, as_json: AsJson = False) -> None:
     """Check a spec and print its space: a tree with per-branch sizes, and the totals."""
     import archc
     space = archc.load(spec)
-    from archc.render import space_json, space_summary, space_tree
     if as_json:
-        print(json.dumps(space_json(space), indent=2))
+        print(json.dumps(space.summary(), indent=2))
         return
+    from archc.render import space_summary, space_tree
     console = _console()
-    console.print(space_tree(space))
+    console.print(space_tree(space), soft_wrap=True)
     console.print(space_summary(space))
 
 

@@ -10,15 +10,14 @@ from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
-from rich.tree import Tree
+from rich.text import Text
 
 from archc.dsl import ir
 from archc.dsl.domain import Domain
 from archc.dsl.point import Point
 from archc.dsl.space import Space, count_text
-from archc.dsl.walk import site_domain
 
-__all__ = ["space_tree", "space_summary", "space_json", "points_table", "fmt_size"]
+__all__ = ["space_tree", "space_summary", "points_table", "fmt_size"]
 
 
 def fmt_size(n: int) -> str:
@@ -30,13 +29,40 @@ def fmt_size(n: int) -> str:
     return count_text(n)
 
 
+class Tree:
+    """A labelled tree drawn with guide lines. rich's own Tree re-measures and wraps every
+    label; a spec's tree has hundreds of short labels, and drawing them as plain lines keeps
+    `archc check` fast (benchmarks/RESULTS.md)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.children: list[Tree] = []
+
+    def add(self, label: str) -> Tree:
+        child = Tree(label)
+        self.children.append(child)
+        return child
+
+    def __rich__(self) -> Text:
+        lines = [Text.from_markup(self.label)]
+        self._draw(lines, "")
+        return Text("\n").join(lines)
+
+    def _draw(self, lines: list[Text], indent: str) -> None:
+        for i, child in enumerate(self.children):
+            last = i == len(self.children) - 1
+            guide = Text(indent + ("└── " if last else "├── "), style="dim")
+            lines.append(guide + Text.from_markup(child.label))
+            child._draw(lines, indent + ("    " if last else "│   "))
+
+
 def space_tree(space: Space) -> Tree:
     """The space as a tree: blocks, decisions with their domains, branches with their sizes."""
-    root = Tree(f"[bold]space {space.name}[/]  [dim]{fmt_size(space.size)} points[/]")
-    _TreeBuilder(space).seq(space.body, root)
+    root = Tree(f"[bold]space {escape(space.name)}[/]  [dim]{fmt_size(space.size)} points[/]")
+    builder = _TreeBuilder(space)
+    builder.seq(space.body, root)
     if space.train.steps:
-        train = root.add("[bold]train[/]")
-        _TreeBuilder(space).seq(space.train, train)
+        builder.seq(space.train, root.add("[bold]train[/]"))
     return root
 
 
@@ -173,22 +199,6 @@ def space_summary(space: Space) -> Table:
     for k, v in rows:
         table.add_row(f"[bold]{k}[/]", v)
     return table
-
-
-def space_json(space: Space) -> dict[str, Any]:
-    """What `archc check --json` prints: sizes as exact integers, every decision site."""
-    return {
-        "space": space.name,
-        "size": space.size,
-        "log10_size": space.log10_size,
-        "architectures": space.architecture().size,
-        "decisions": [{"path": path, "kind": type(node).__name__.lower(),
-                       "domain": site_domain(node).describe()}
-                      for path, node in space.decisions()],
-        "continuous": list(space.continuous),
-        "requires": [{"text": r.text, "deferred": r.deferred} for r in space.requires],
-        "search": dict(space.search),
-    }
 
 
 def points_table(points: list[Point], space: Space) -> Table:

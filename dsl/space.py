@@ -27,7 +27,7 @@ from archc.dsl import ir
 from archc.dsl.domain import Scalar
 from archc.dsl.point import Point
 from archc.dsl.sampling import Sizes, choose_uniform_arch, failing_requires
-from archc.dsl.walk import Site, Trace, walk
+from archc.dsl.walk import Site, Trace, site_domain, walk
 from archc.errors import Diagnostic, PointError, SpaceError, Span, did_you_mean
 
 __all__ = ["Space", "count_text"]
@@ -93,6 +93,22 @@ class Space:
         out: list[tuple[str, ir.Node]] = []
         _collect_sites(self.root, out, want=ir.Require)
         return tuple(n for _, n in out)  # type: ignore[misc]
+
+    def summary(self) -> dict[str, object]:
+        """The space as plain data (what `archc check --json` prints): exact sizes, every
+        decision site with its domain, the constraints and the search defaults."""
+        return {
+            "space": self.name,
+            "size": self.size,
+            "log10_size": self.log10_size,
+            "architectures": self.architecture().size,
+            "decisions": [{"path": path, "kind": type(node).__name__.lower(),
+                           "domain": site_domain(node).describe()}
+                          for path, node in self.decisions()],
+            "continuous": list(self.continuous),
+            "requires": [{"text": r.text, "deferred": r.deferred} for r in self.requires],
+            "search": dict(self.search),
+        }
 
     # ── sampling ─────────────────────────────────────────────────────────────────────────────
 
