@@ -1,1 +1,7 @@
-"""Reserved: filled in by later issues."""
+"""The compiler: from a point of a space to a real PyTorch model, and back out as plain PyTorch.
+
+- `arch`: the Arch, a networkx graph of block instances with types, spans and paths.
+- `decode`: decode(space, point) → Arch, inferring shapes before any weight exists.
+- `cost`: parameters, FLOPs and activation memory from the Arch, without weights.
+- `lower`: Arch → torch.fx GraphModule, built with the Graph API; `passes`: graph passes.
+"""

@@ -25,12 +25,32 @@ from typing import Any, TypeVar
 
 from archc.dsl.signature import REQUIRED, Hyper, Signature
 
-__all__ = ["hp", "block", "BLOCKS"]
+__all__ = ["hp", "block", "BLOCKS", "IMPLEMENTATIONS", "implementation"]
 
 T = TypeVar("T")
 
 BLOCKS: dict[str, Signature] = {}
 """Every signature declared with `@block`, by name; `archc.library.REGISTRY` wraps it."""
+
+IMPLEMENTATIONS: dict[str, Any] = {}
+"""The class declared for each block. A block is implemented when its class defines the four
+rules, each a static method taking the resolved `Hyperparams` `h` and the input `TensorType`
+`x` (a body block's rules are the compiler's business):
+
+    shape(h, x) -> TensorType   the output type, or ShapeError
+    params(h, x) -> int         the exact parameter count
+    flops(h, x) -> int          multiply-adds × 2 per example, counted as torch's flop counter
+                                counts them (matmuls, convolutions, attention; not pointwise ops)
+    build(h, x) -> nn.Module    the module (torch is imported inside)
+"""
+
+RULES = ("shape", "params", "flops", "build")
+
+
+def implementation(name: str) -> Any | None:
+    """The class of block `name` if it defines every rule, else None (declared only)."""
+    cls = IMPLEMENTATIONS.get(name)
+    return cls if cls is not None and all(hasattr(cls, r) for r in RULES) else None
 
 
 def hp(type: str, default: object = REQUIRED, *, doc: str = "", low: float | None = None,
@@ -57,6 +77,8 @@ def block(name: str, *, kind: str = "layer", body: bool = False, inputs: int = 1
         if name in table:
             raise ValueError(f"block {name!r} is declared twice")
         table[name] = cls.signature
+        if registry is None:
+            IMPLEMENTATIONS[name] = cls
         return cls
 
     return register

@@ -13,7 +13,13 @@ True
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from archc.library.base import block, hp
+from archc.library.tensor import Hyperparams, TensorType
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["ACTIVATIONS"]
 
@@ -55,6 +61,24 @@ class Linear:
 
     out = hp("int", doc="output features", low=1)
     bias = hp("bool", True, doc="learn an additive bias b")
+
+    @staticmethod
+    def shape(h: Hyperparams, x: TensorType) -> TensorType:
+        x.expect("flat", "seq", block="linear")
+        return x.with_last(h.out)
+
+    @staticmethod
+    def params(h: Hyperparams, x: TensorType) -> int:
+        return x.last * h.out + (h.out if h.bias else 0)
+
+    @staticmethod
+    def flops(h: Hyperparams, x: TensorType) -> int:
+        return 2 * x.positions * x.last * h.out
+
+    @staticmethod
+    def build(h: Hyperparams, x: TensorType) -> nn.Module:
+        from torch import nn
+        return nn.Linear(x.last, h.out, bias=h.bias)
 
 
 # Norms -------------------------------------------------------------------------------------------
