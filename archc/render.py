@@ -6,7 +6,6 @@ Nothing here decides anything: it shows what the dsl computed (sizes come from `
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
@@ -160,8 +159,8 @@ def _last(path: str) -> str:
     return path.rsplit(".", 1)[-1] if path else "·"
 
 
-def _dim(d: object) -> str:
-    return d if isinstance(d, str) else _short(d)  # type: ignore[arg-type]
+def _dim(d: ir.Value | str) -> str:
+    return d if isinstance(d, str) else _short(d)
 
 
 def _short(v: ir.Value) -> str:

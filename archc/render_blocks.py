@@ -43,7 +43,7 @@ def block_detail(sig: Signature) -> Group:
         params.add_column(column)
     for h in sig.params:
         params.add_row(h.name, h.type, h.describe(), _default(h), h.doc)
-    parts = [Text(_signature_line(sig), style="bold green"), Text(sig.doc)]
+    parts: list[Text | Table] = [Text(_signature_line(sig), style="bold green"), Text(sig.doc)]
     if sig.cite:
         parts.append(Text(f"cite: {sig.cite}", style="dim"))
     if sig.params:

@@ -79,7 +79,7 @@ class _Decoder:
         for step in seq.steps if seq else ():
             self.step(step, env, ix)
 
-    def step(self, step: ir.Step, env: _Env, ix: tuple[int, ...]) -> None:  # noqa: C901
+    def step(self, step: ir.Step, env: _Env, ix: tuple[int, ...]) -> None:
         match step:
             case ir.InputDecl():
                 node = self.arch.add("input", step.name, self.input_type(step),

@@ -118,8 +118,8 @@ class Checker(Statements):
             self.error(f"a second space '{extra.name}': one space per file", extra.span,
                        "put shared parts in a `def` and each space in its own file")
         for kind, found in blocks.items():
-            for extra in found[1:]:
-                self.error(f"a second `{kind} {{ }}` block", extra.span, "merge them into one")
+            for dup in found[1:]:
+                self.error(f"a second `{kind} {{ }}` block", dup.span, "merge them into one")
         return (spaces[0] if spaces else None, *(b[0] if b else None
                                                  for b in blocks.values()))  # type: ignore
 

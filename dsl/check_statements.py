@@ -9,12 +9,17 @@ options add their label or block name (`hyper.mix.mhc.iters`); `let x`, a bindin
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from archc.dsl import ast, ir
 from archc.dsl.check_values import ANY, METRIC_NAMES, Values, head_name
 from archc.dsl.domain import Choice, IntRange
 from archc.dsl.scope import At, Binding, Naming, Scope, join
 from archc.dsl.signature import Hyper
 from archc.errors import Span, did_you_mean
+
+if TYPE_CHECKING:
+    from archc.dsl.check import DefInfo
 
 __all__ = ["Statements"]
 
@@ -191,7 +196,7 @@ class Statements(Values):
             self.error(f"'{name}' is a value and cannot be called", s.span)
             return None
         path = join(scope.prefix, scope.naming.take(name))
-        return self.apply_value(path, bound.value, bound.type, s.span)  # type: ignore[arg-type]
+        return self.apply_value(path, bound.value, bound.type, s.span)
 
     def apply_value(self, path: str, value: ir.Value, vtype: str, span: Span | None
                     ) -> ir.Step | None:
@@ -252,7 +257,7 @@ class Statements(Values):
 
     # ── def calls ────────────────────────────────────────────────────────────────────────────
 
-    def call_def(self, info, args: tuple[ast.Arg, ...], scope: Scope, path: str,
+    def call_def(self, info: DefInfo, args: tuple[ast.Arg, ...], scope: Scope, path: str,
                  span: Span | None, as_value: bool) -> tuple:
         """Expand a def at a call site. Returns (Seq, "seq") for a body def in statement
         position, else a value: the def's expression, or a DefBlock for bodies and cells."""
@@ -302,9 +307,10 @@ class Statements(Values):
                 bound = scope.lookup(e.id)
                 if bound is not None and bound.kind == "flow":
                     return ir.FlowRef(e.id, span=e.span)
+                tensors = [n for n in scope.visible()
+                           if getattr(scope.lookup(n), "kind", "") == "flow"]
                 self.error(f"'{e.id}' is not a tensor" if bound else f"unknown tensor '{e.id}'",
-                           e.span, did_you_mean(e.id, [n for n in scope.visible()
-                                                       if (scope.lookup(n) or ANY).kind == "flow"])
+                           e.span, did_you_mean(e.id, tensors)
                            if bound is None else "tensors are inputs or bound with `name = …`")
             case ast.Binary(op="+"):
                 items = (self.flow(e.left, scope, at, naming), self.flow(e.right, scope, at,

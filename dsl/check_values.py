@@ -8,10 +8,11 @@ after an error it returns a placeholder of type `any`, which nothing downstream 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from archc.dsl import ast, ir
-from archc.dsl.domain import Choice, Flag, FloatRange, IntRange, scalar_type
+from archc.dsl.domain import Choice, Flag, FloatRange, IntRange, Scalar, scalar_type
 from archc.dsl.fields import TASK_CONSTANTS
 from archc.dsl.parser import MAX_INT
 from archc.dsl.scope import At, Naming, Scope, join
@@ -41,6 +42,7 @@ class Values:
     registry: Registry
     defs: dict[str, DefInfo]
     diagnostics: list[Diagnostic]
+    call_def: Callable[..., tuple[ir.Value, str]]  # Statements.call_def
 
     def error(self, message: str, span: Span | None, hint: str | None = None,
               notes: tuple = ()) -> tuple[ir.Value, str]:
@@ -76,7 +78,7 @@ class Values:
             if bound.kind == "flow":
                 return self.error(f"'{e.id}' is a tensor; a value is expected here", e.span,
                                   "tensors are combined with `+`, `concat(…)` or applied blocks")
-            return bound.value, bound.type  # type: ignore[return-value]
+            return bound.value, bound.type
         if e.id == "bool":
             return ir.Decide(at.take(), Flag(), span=e.span), "bool"
         if e.id in ("choice", "int", "float", "concat"):
@@ -229,13 +231,13 @@ class Values:
                 and hyper.default in self.registry:
             return self.block(self.registry[hyper.default], (), Scope("", Naming()), At(""),
                               span)[0]
-        return ir.Const(hyper.default, span=span)  # type: ignore[arg-type]
+        return ir.Const(hyper.default, span=span)
 
     def unquoted(self, hyper: Hyper, e: ast.Expr, scope: Scope) -> bool:
         """Report a bare word where a string is expected (`fn = gelu` for `fn = "gelu"`)."""
         if not _unquoted(hyper, e, scope, self):
             return False
-        word = e.id  # type: ignore[attr-defined]
+        word = e.id
         self.error(f"'{word}' is not a name here: strings are quoted", e.span,
                    f'write "{word}"')
         return True
@@ -303,7 +305,7 @@ class Values:
         consts = [self.value(a.value, scope, At("<option>"))[0] for a in e.args]
         if all(isinstance(c, ir.Block | ir.DefBlock) for c in consts):
             return self.one_of(e.args, scope, at, e.span)
-        options = []
+        options: list[Scalar] = []
         for arg, c in zip(e.args, consts, strict=True):
             if not isinstance(c, ir.Const):
                 return self.error("choice options must be constants (or all blocks)", arg.span)
@@ -370,7 +372,7 @@ class Values:
             return None, []
         first = e.args[0]
         low = self.constant(first.value, scope, "a range bound")
-        high = self.constant(first.high, scope, "a range bound")  # type: ignore[arg-type]
+        high = self.constant(first.high, scope, "a range bound")
         if low is None or high is None:
             return None, []
         return (low, high), list(e.args[1:])
@@ -442,7 +444,7 @@ def _has(value: ir.Node, kind: type) -> bool:
     return any(_has(c[1] if isinstance(c, tuple) else c, kind) for c in children)
 
 
-def _possible(value: ir.Value) -> tuple[object, ...]:
+def _possible(value: ir.Value) -> Sequence[object]:
     """The values worth checking against a domain: a constant, or a discrete domain's values,
     or a continuous range's ends. Expressions over decisions are checked when decoded."""
     if isinstance(value, ir.Const):

@@ -24,12 +24,9 @@ __all__ = [
     "Return", "Choose", "Maybe", "Repeat", "Require", "Inline", "SITES",
 ]
 
-_meta = dict(default=None, compare=False, repr=False, kw_only=True)
-
-
 @dataclass(frozen=True)
 class Node:
-    span: Span | None = field(**_meta)  # type: ignore[call-overload]
+    span: Span | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 # ── values ───────────────────────────────────────────────────────────────────────────────────

@@ -8,7 +8,8 @@ such failures are few — a missing `)` or `}`, a missing `=`, a stray comma, a 
 
 from __future__ import annotations
 
-from typing import Any
+from collections import deque
+from typing import Protocol
 
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
@@ -37,7 +38,12 @@ _WORDS = {
 _CLOSER = {"LPAR": ")", "LSQB": "]", "LBRACE": "}"}
 
 
-def diagnose(err: UnexpectedInput, source: Source, lexer: Any) -> Diagnostic:
+class _PostLexer(Protocol):
+    open: list[Token]  # the brackets still open
+    history: deque[Token]  # the last tokens seen
+
+
+def diagnose(err: UnexpectedInput, source: Source, lexer: _PostLexer) -> Diagnostic:
     """The one diagnostic that best explains `err`; `lexer` is the post-lexer (open brackets,
     last tokens seen)."""
     if isinstance(err, UnexpectedCharacters):
@@ -86,7 +92,8 @@ def _bad_character(err: UnexpectedCharacters, source: Source) -> Diagnostic:
         char, "remove it; the operators are + - * / // % **, comparisons, and, or, not"))
 
 
-def _unclosed(err, tok, prev, source, open_):
+def _unclosed(err: UnexpectedToken, tok: Token, prev: Token | None, source: Source,
+              open_: list[Token]) -> Diagnostic | None:
     """`(`/`[`/`{` never closed: the file ended, or a closer of another kind came first."""
     if not open_:
         return None
@@ -94,7 +101,7 @@ def _unclosed(err, tok, prev, source, open_):
     closer = _CLOSER[opener.type]
     ends = tok.type == "$END"
     wrong_closer = tok.type in ("RBRACE", "RPAR", "RSQB") and tok.value != closer
-    next_line = opener.type != "LBRACE" and tok.line is not None and tok.line > opener.line \
+    next_line = opener.type != "LBRACE" and (tok.line or 0) > (opener.line or 0) \
         and "COMMA" in err.expected and bool({"RPAR", "RSQB"} & err.expected)
     if not (ends or wrong_closer or next_line):
         return None
@@ -105,7 +112,8 @@ def _unclosed(err, tok, prev, source, open_):
                                               _span_of(tok, source)),))
 
 
-def _unmatched(err, tok, prev, source, open_):
+def _unmatched(err: UnexpectedToken, tok: Token, prev: Token | None, source: Source,
+               open_: list[Token]) -> Diagnostic | None:
     if tok.type in ("RPAR", "RSQB", "RBRACE") and not any(
             _CLOSER[o.type] == tok.value for o in open_):
         return Diagnostic(f"unmatched `{tok.value}`", _span_of(tok, source),
@@ -113,21 +121,25 @@ def _unmatched(err, tok, prev, source, open_):
     return None
 
 
-def _three_dots(err, tok, prev, source, open_):
+def _three_dots(err: UnexpectedToken, tok: Token, prev: Token | None, source: Source,
+                open_: list[Token]) -> Diagnostic | None:
     """`2...8` lexes as `2`, `..`, `.`: a range written with three dots."""
-    if tok.type == "DOT" and source.line(tok.line)[max(tok.column - 3, 0):tok.column] == "...":
-        span = Span(source, tok.line, tok.column - 2, tok.line, tok.column + 1)
+    line, column = tok.line or 1, tok.column or 1
+    if tok.type == "DOT" and source.line(line)[max(column - 3, 0):column] == "...":
+        span = Span(source, line, column - 2, line, column + 1)
         return Diagnostic("ranges use two dots", span, "write `int(2..8)`")
     return None
 
 
-def _slash_comment(err, tok, prev, source, open_):
+def _slash_comment(err: UnexpectedToken, tok: Token, prev: Token | None, source: Source,
+                   open_: list[Token]) -> Diagnostic | None:
     if tok.value == "//" and (prev is None or prev.type in ("_NL", "LBRACE")):
         return Diagnostic("comments start with `#`", _span_of(tok, source), "write `# …`")
     return None
 
 
-def _missing_value(err, tok, prev, source, open_):
+def _missing_value(err: UnexpectedToken, tok: Token, prev: Token | None, source: Source,
+                   open_: list[Token]) -> Diagnostic | None:
     """An expression was due (after `=`, an operator, `return`, …) but a line or bracket ended."""
     if "NUMBER" in err.expected and prev is not None and tok.type in (
             "_NL", "$END", "RPAR", "RSQB", "RBRACE"):
@@ -137,7 +149,8 @@ def _missing_value(err, tok, prev, source, open_):
     return None
 
 
-def _stray_comma(err, tok, prev, source, open_):
+def _stray_comma(err: UnexpectedToken, tok: Token, prev: Token | None, source: Source,
+                 open_: list[Token]) -> Diagnostic | None:
     if tok.type == "COMMA" and (prev is None or prev.type in ("COMMA", "LPAR", "LSQB", "EQUAL")):
         return Diagnostic("stray comma", _span_of(tok, source), "remove the extra `,`")
     if tok.type == "COMMA" and "COMMA" not in err.expected:
@@ -146,7 +159,8 @@ def _stray_comma(err, tok, prev, source, open_):
     return None
 
 
-def _missing_equals(err, tok, prev, source, open_):
+def _missing_equals(err: UnexpectedToken, tok: Token, prev: Token | None, source: Source,
+                    open_: list[Token]) -> Diagnostic | None:
     in_args = bool(open_) and open_[-1].type != "LBRACE" and "COMMA" in err.expected
     if tok.type == "NAME" and ("_NL" in err.expected or in_args):
         return None  # `layernorm relu`, `def f(a b)`: a line or a comma is missing, not `=`
@@ -157,24 +171,26 @@ def _missing_equals(err, tok, prev, source, open_):
     return None
 
 
-def _equals_for_compare(err, tok, prev, source, open_):
+def _equals_for_compare(err: UnexpectedToken, tok: Token, prev: Token | None, source: Source,
+                        open_: list[Token]) -> Diagnostic | None:
     if tok.type == "EQUAL" and "COMPARE" in err.expected:
         return Diagnostic("`=` assigns; a comparison uses `==`", _span_of(tok, source),
                           "write `==` to compare")
     return None
 
 
-def _unknown_keyword(err, tok, prev, source, open_):
+def _unknown_keyword(err: UnexpectedToken, tok: Token, prev: Token | None, source: Source,
+                     open_: list[Token]) -> Diagnostic | None:
     """A misspelt keyword reads as a name followed by something a name cannot be followed by."""
     word = tok if tok.type == "NAME" and not open_ else prev
     if word is None or word.type != "NAME":
         return None
     top = not open_ and "SPACE" in err.expected
     choices = TOP_KEYWORDS if top else STMT_KEYWORDS
-    if top:
-        hint = did_you_mean(word.value, choices) or f"a file holds {', '.join(choices)} items"
-        return Diagnostic(f"unknown keyword '{word.value}'", _span_of(word, source), hint)
     hint = did_you_mean(word.value, choices)
+    if top:
+        return Diagnostic(f"unknown keyword '{word.value}'", _span_of(word, source),
+                          hint or f"a file holds {', '.join(choices)} items")
     if hint and word is prev and tok.type in ("NAME", "NUMBER"):
         return Diagnostic(f"unknown keyword '{word.value}'", _span_of(word, source), hint)
     if word is prev and word.value in FOREIGN and tok.type in ("NAME", "NUMBER", "LPAR"):
@@ -184,7 +200,8 @@ def _unknown_keyword(err, tok, prev, source, open_):
     return None
 
 
-def _missing_comma(err, tok, prev, source, open_):
+def _missing_comma(err: UnexpectedToken, tok: Token, prev: Token | None, source: Source,
+                   open_: list[Token]) -> Diagnostic | None:
     if open_ and open_[-1].type in ("LPAR", "LSQB") and "COMMA" in err.expected and tok.type in (
             "NAME", "NUMBER", "STRING", "QUANTITY"):
         hint = (f"write `{prev.value} = {tok.value}` for a keyword argument"
@@ -194,7 +211,8 @@ def _missing_comma(err, tok, prev, source, open_):
     return None
 
 
-def _statement_end(err, tok, prev, source, open_):
+def _statement_end(err: UnexpectedToken, tok: Token, prev: Token | None, source: Source,
+                   open_: list[Token]) -> Diagnostic | None:
     if "_NL" in err.expected and tok.type not in ("_NL", "$END"):
         return Diagnostic(f"unexpected {_show(tok)}: expected the end of the statement",
                           _span_of(tok, source),

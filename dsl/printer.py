@@ -136,7 +136,7 @@ def _fit(prefix: str, e: ast.Expr, depth: int) -> str:
     if len(INDENT * depth) + len(flat) <= WIDTH or not isinstance(e, ast.Call | ast.OneOf) \
             or not e.args:
         return flat
-    head = "one_of" if isinstance(e, ast.OneOf) else _expr(e.func, _ATOM)  # type: ignore
+    head = "one_of" if isinstance(e, ast.OneOf) else _expr(e.func, _ATOM)
     inner = INDENT * (depth + 1)
     lines = [f"{prefix}{head}("]
     for a in e.args:

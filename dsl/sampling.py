@@ -68,7 +68,7 @@ class Sizes:
         """Points under a repeat for each count: body^n for own copies, body if shared."""
         body = self.of(node.body)
         counts = node.count.domain.values() if isinstance(node.count, ir.Decide) else (
-            node.count.value,)  # type: ignore[attr-defined]
+            node.count.value,)
         return {int(n): body if node.share != "none" else body ** int(n) for n in counts}
 
 
@@ -80,7 +80,7 @@ def choose_uniform_arch(site: Site, sizes: Sizes, rng: random.Random) -> Scalar:
     elif isinstance(node, ir.Maybe):
         weights = {False: 1, True: sizes.of(node.body)}
     elif isinstance(node, ir.Repeat):
-        weights = sizes.repeat_weights(node)  # type: ignore[assignment]
+        weights = sizes.repeat_weights(node)
     else:
         return site.domain.sample(rng)
     ticket = rng.randrange(sum(weights.values()))

@@ -11,6 +11,7 @@ import time
 
 from archc.dsl.sampling import failing_requires
 from archc.dsl.space import Space
+from archc.dsl.walk import Trace
 from archc.errors import CheckError
 
 __all__ = ["check_satisfiable", "ENUMERATE_UP_TO", "SAMPLES"]
@@ -27,7 +28,7 @@ def check_satisfiable(space: Space) -> None:
         return
     failures: dict[int, int] = {}
 
-    def holds(trace) -> bool:
+    def holds(trace: Trace) -> bool:
         failed = failing_requires(trace, None)
         for req in failed:
             failures[id(req)] = failures.get(id(req), 0) + 1

@@ -92,7 +92,7 @@ class Space:
     def requires(self) -> tuple[ir.Require, ...]:
         out: list[tuple[str, ir.Node]] = []
         _collect_sites(self.root, out, want=ir.Require)
-        return tuple(n for _, n in out)  # type: ignore[misc]
+        return tuple(n for _, n in out)
 
     def summary(self) -> dict[str, object]:
         """The space as plain data (what `archc check --json` prints): exact sizes, every
@@ -316,7 +316,7 @@ def _any_value(site: Site) -> Scalar:
     """A stand-in so validation can go on past a bad value and report the rest."""
     if site.domain.discrete:
         return site.domain.values()[0]
-    return site.domain.low  # type: ignore[attr-defined]
+    return site.domain.low
 
 
 def _template_of(path: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections import ChainMap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from archc.dsl import ir
@@ -28,7 +28,7 @@ class Site:
     domain: Domain
 
     @property
-    def options(self) -> tuple[Scalar, ...]:
+    def options(self) -> Sequence[Scalar]:
         """The values this decision may take, in canonical order (discrete domains only; a
         float range is continuous: sample it with `domain.sample`)."""
         return self.domain.values()
@@ -45,7 +45,7 @@ class Trace:
 
     def scope(self) -> Mapping[str, Scalar]:
         """Decisions and the values of `let`s computed from them, for evaluating conditions."""
-        return ChainMap(self.values, self.derived)  # type: ignore[arg-type]
+        return ChainMap(self.values, self.derived)
 
 
 Decide = Callable[[Site], Scalar]
@@ -91,10 +91,11 @@ class _Walker:
         self.trace = trace
         self.decide = decide
 
-    def site(self, node: ir.Node, indices: tuple[int, ...]) -> Scalar:
+    def site(self, node: ir.Decide | ir.Switch | ir.Choose | ir.Maybe | ir.Repeat,
+             indices: tuple[int, ...]) -> Scalar:
         """Ask for the value of a decision site (a repeat's count is asked with the Repeat as
         its node, so that a sampler can weigh counts by the size of the body)."""
-        site = Site(concrete(node.path, indices), node, site_domain(node))  # type: ignore
+        site = Site(concrete(node.path, indices), node, site_domain(node))
         value = self.decide(site)
         self.trace.sites.append(site)
         self.trace.values[site.path] = value
@@ -158,11 +159,11 @@ class _Walker:
         if node.share != "none":
             self.node(node.body, ix)
             return
-        for i in range(int(count)):  # type: ignore[arg-type]
+        for i in range(int(count)):
             self.node(node.body, (*ix, i))
 
 
-_BINARY: dict[str, Callable[[object, object], object]] = {
+_BINARY: dict[str, Callable[[Scalar, Scalar], Scalar]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
     "//": operator.floordiv, "%": operator.mod, "**": lambda a, b: _power(a, b),
     "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
@@ -173,13 +174,13 @@ _BINARY: dict[str, Callable[[object, object], object]] = {
 MAX_EXPONENT = 64
 
 
-def _power(base: object, exponent: object) -> object:
+def _power(base: Scalar, exponent: Scalar) -> Scalar:
     """`**` that refuses what would hang or leave the reals: huge integer powers, complex
     roots. Both raise ArithmeticError/ValueError, which conditions treat as violated."""
     if isinstance(exponent, int) and isinstance(base, int) and abs(base) > 1 \
             and abs(exponent) > MAX_EXPONENT:
         raise OverflowError("integer power too large")
-    result = operator.pow(base, exponent)  # type: ignore[call-overload]
+    result = operator.pow(base, exponent)
     if isinstance(result, complex):
         raise ValueError("a negative number to a fractional power is not real")
     return result
@@ -205,9 +206,9 @@ def evaluate(value: ir.Value, values: Mapping[str, Scalar], indices: tuple[int, 
         case ir.Op(op="not"):
             return not evaluate(value.args[0], values, indices, task)
         case ir.Op(op="neg"):
-            return -evaluate(value.args[0], values, indices, task)  # type: ignore[operator]
+            return -evaluate(value.args[0], values, indices, task)
         case ir.Op():
             left, right = (evaluate(a, values, indices, task) for a in value.args)
-            return _BINARY[value.op](left, right)  # type: ignore[return-value]
+            return _BINARY[value.op](left, right)
     raise TypeError(f"{type(value).__name__} has no scalar value")
 

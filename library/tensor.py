@@ -78,7 +78,7 @@ class TensorType:
 
     def expect(self, *layouts: str, block: str) -> None:
         """Raise ShapeError unless this tensor has one of `layouts`."""
-        if self.layout not in layouts or self.dtype != "float" and "tokens" not in layouts:
+        if self.layout not in layouts or (self.dtype != "float" and "tokens" not in layouts):
             wanted = " or ".join(f"{lay} {_AXES[lay]}" for lay in layouts)
             raise ShapeError(f"{block} expects {wanted}, got {self}")
 

@@ -44,7 +44,7 @@ def test_a_block_rule_error_is_located() -> None:
 
 def test_task_constants_and_symbolic_sizes_must_be_given() -> None:
     space = space_of("linear(task.classes)")
-    with pytest.raises(CheckError, match="task.classes is not known"):
+    with pytest.raises(CheckError, match=r"task\.classes is not known"):
         decode(space, {})
     assert decode(space, {}, task={"classes": 10}).type_of(1).shape == (10,)
     tokens = space_of("linear(4)", inputs="input x: float[d]")
