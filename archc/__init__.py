@@ -2,6 +2,7 @@
 
 The public API mirrors the CLI: `load` / `loads` check a spec into a `Space` (`archc check`);
 `Space.sample`, `Space.enumerate`, `Space.validate` work on its points (`archc sample`);
+`compile` turns a point into a torch.fx GraphModule with its cost (`archc compile`);
 `format_spec` prints canonical source (`archc fmt`).
 
 Package map:
@@ -21,11 +22,15 @@ from typing import TYPE_CHECKING
 from archc.errors import ArchError, CheckError, Diagnostic, ParseError, PointError, SpaceError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from archc.compiler.pipeline import Compiled
     from archc.dsl.point import Point
     from archc.dsl.signature import Registry
     from archc.dsl.space import Space
 
-__all__ = ["load", "loads", "format_spec", "default_registry", "ArchError", "CheckError",
+__all__ = ["load", "loads", "compile", "format_spec", "default_registry", "ArchError",
+           "CheckError",
            "Diagnostic", "ParseError", "PointError", "SpaceError", "Point", "Space"]
 __version__ = "0.1.0"
 
@@ -50,6 +55,13 @@ def loads(text: str, registry: Registry | None = None, name: str = "<string>",
     from archc.dsl.check import check
     from archc.dsl.parser import parse
     return check(parse(text, name), registry or default_registry(), base=Path(base))
+
+
+def compile(space: Space, point: Mapping[str, object], task: Mapping[str, object] | None = None,
+            dims: Mapping[str, int] | None = None) -> Compiled:
+    """A point as a torch.fx GraphModule, with its Arch and cost (`archc compile`)."""
+    from archc.compiler.pipeline import compile_point
+    return compile_point(space, point, task, dims)
 
 
 def format_spec(text: str, name: str = "<string>") -> str:

@@ -115,6 +115,52 @@ def fmt(
     sys.stdout.write(text)
 
 
+def _pairs(items: list[str], flag: str) -> dict[str, int]:
+    """`--const classes=10` → {"classes": 10}; a malformed item is a user error naming the flag."""
+    out: dict[str, int] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if not name or not value.lstrip("-").isdigit():
+            raise ArchError(f"{flag} takes NAME=INTEGER, not '{item}'",
+                            hint=f"e.g. {flag} classes=10")
+        out[name.strip()] = int(value)
+    return out
+
+
+@app.command("compile")
+@user_errors
+def compile_(
+    spec: Spec,
+    point: Annotated[Path | None, typer.Option(
+        "--point", help="A point as JSON (default: one sampled with --seed).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the sampled point.")] = 0,
+    const: Annotated[list[str] | None, typer.Option(
+        "--const", help="A task constant, e.g. --const classes=10 (repeatable).")] = None,
+    dim: Annotated[list[str] | None, typer.Option(
+        "--dim", help="A symbolic input size, e.g. --dim t=128 (repeatable).")] = None,
+    code: Annotated[bool, typer.Option("--code", help="Print the generated code.")] = False,
+) -> None:
+    """Compile one point of a spec to a torch.fx model: a table of its blocks (path, output
+    shape, parameters, FLOPs) with totals, or its code."""
+    import archc
+    from archc.dsl.point import Point
+    space = archc.load(spec)
+    task = _pairs(const or [], "--const")
+    if point is None:
+        chosen = space.sample(seed=seed, uniform="arch", task=task)
+    else:
+        try:
+            chosen = Point.from_json(point.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise ArchError(f"cannot read {point}: {err.strerror}") from None
+    built = archc.compile(space, chosen, task, _pairs(dim or [], "--dim"))
+    if code:
+        sys.stdout.write(built.module.code.strip("\n") + "\n")
+        return
+    from archc.render import compiled_table
+    _console().print(compiled_table(built))
+
+
 @app.command()
 @user_errors
 def blocks(

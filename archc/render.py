@@ -6,6 +6,7 @@ Nothing here decides anything: it shows what the dsl computed (sizes come from `
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from rich.table import Table
@@ -15,6 +16,9 @@ from archc.dsl import ir
 from archc.dsl.domain import Domain
 from archc.dsl.point import Point
 from archc.dsl.space import Space, count_text
+
+if TYPE_CHECKING:
+    from archc.compiler.pipeline import Compiled
 
 __all__ = ["space_tree", "space_summary", "points_table", "fmt_size"]
 
@@ -232,3 +236,27 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def compiled_table(built: Compiled) -> Table:
+    """`archc compile`: one row per block instance (shared modules count their parameters
+    once), then the totals of the cost model."""
+    from archc.library.base import implementation
+    arch = built.arch
+    table = Table(show_header=True, header_style="bold", title=f"{arch.name}: one point")
+    for column in ("block", "path", "output", "params", "FLOPs"):
+        table.add_column(column, justify="right" if column in ("params", "FLOPs") else "left")
+    seen: set[str] = set()
+    for node, data in arch.blocks():
+        impl = implementation(data["name"])
+        x = arch.type_of(arch.args(node)[0])
+        key = data.get("share") or f"#{node}"
+        params = "shared" if key in seen else f"{impl.params(data['h'], x):,}"
+        seen.add(key)
+        table.add_row(data["name"], escape(data["path"]), escape(str(data["type"])), params,
+                      f"{impl.flops(data['h'], x):,}")
+    total = built.cost
+    table.add_section()
+    table.add_row("[bold]total[/]", "", f"{total.activation_bytes:,} B activations",
+                  f"[bold]{total.params:,}[/]", f"[bold]{total.flops:,}[/]")
+    return table

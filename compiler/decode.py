@@ -199,7 +199,8 @@ class _Decoder:
             return evaluate(value, self.values, ix, self.task)
         except Unknown as missing:
             raise CheckError(f"task.{missing} is not known here", span,
-                             f"choose a task, or give it: task = {{'{missing}': …}}") from None
+                             f"give it: `--const {missing}=…` on the command line, or "
+                             f"task={{'{missing}': …}} from Python") from None
         except (ArithmeticError, ValueError, TypeError) as err:
             raise CheckError(f"this value cannot be computed: {err}", span) from None
 
@@ -211,8 +212,8 @@ class _Decoder:
             if isinstance(dim, str):
                 if dim not in self.dims and dim not in self.task:
                     raise CheckError(f"the size '{dim}' of input '{step.name}' is not known",
-                                     step.span, f"give it: dims = {{'{dim}': …}} "
-                                     "(or `--dim` on the command line)")
+                                     step.span, f"give it: `--dim {dim}=…` on the command line, "
+                                     f"or dims={{'{dim}': …}} from Python")
                 sizes.append(int(self.dims.get(dim, self.task.get(dim))))  # type: ignore[arg-type]
             else:
                 sizes.append(int(self.scalar(dim, (), step.span)))

@@ -113,3 +113,42 @@ def test_user_errors_exit_1_without_traceback(tmp_path: Path, text: str) -> None
 def test_missing_file_is_a_user_error(tmp_path: Path) -> None:
     out = archc("check", str(tmp_path / "nope.arch"))
     assert out.returncode == 1 and "Traceback" not in out.stderr and "cannot read" in out.stderr
+
+
+MLP = """\
+space mlp {
+    input x: float[16]
+    let w = choice(32, 64)
+    linear(w)
+    repeat n in int(1..3) share = weights { residual { linear(w) } }
+    linear(task.classes)
+}
+"""
+
+
+def test_compile_prints_blocks_and_totals(tmp_path: Path) -> None:
+    spec = tmp_path / "mlp.arch"
+    spec.write_text(MLP)
+    point = tmp_path / "p.json"
+    point.write_text('{"w": 32, "n": 2}')
+    out = archc("compile", str(spec), "--point", str(point), "--const", "classes=10")
+    assert out.returncode == 0, out.stderr
+    assert "n.linear@1" in out.stdout and "shared" in out.stdout
+    total = (16 * 32 + 32) + (32 * 32 + 32) + (32 * 10 + 10)
+    assert f"{total:,}" in out.stdout
+    code = archc("compile", str(spec), "--point", str(point), "--const", "classes=10", "--code")
+    assert "def forward(self, x):" in code.stdout and "self.n_linear_0(" in code.stdout
+
+
+def test_compile_errors_are_located_or_name_the_flag(tmp_path: Path) -> None:
+    spec = tmp_path / "mlp.arch"
+    spec.write_text(MLP)
+    missing = archc("compile", str(spec))
+    assert missing.returncode == 1 and f"{spec}:6:12" in missing.stderr
+    assert "--const classes=" in missing.stderr and "Traceback" not in missing.stderr
+    bad = archc("compile", str(spec), "--const", "classes=ten")
+    assert bad.returncode == 1 and "--const takes NAME=INTEGER" in bad.stderr
+    point = tmp_path / "p.json"
+    point.write_text('{"w": 48, "n": 2}')
+    invalid = archc("compile", str(spec), "--point", str(point), "--const", "classes=10")
+    assert invalid.returncode == 1 and "'w' = 48 is not in choice(32, 64)" in invalid.stderr

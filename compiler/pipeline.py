@@ -1,0 +1,45 @@
+"""One call from a point to a model: decode, cost, compiled-property constraints, lowering.
+
+>>> import archc
+>>> space = archc.loads("space s {\\n input x: float[4]\\n linear(choice(8, 16))\\n}")
+>>> built = compile_point(space, {"linear.out": 8})
+>>> built.cost.params, tuple(built.module(__import__("torch").zeros(2, 4)).shape)
+(40, (2, 8))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from torch import fx
+
+from archc.compiler.arch import Arch
+from archc.compiler.cost import Cost, check_deferred, cost
+from archc.compiler.decode import decode
+from archc.compiler.lower import lower
+from archc.dsl.point import Point
+from archc.dsl.space import Space
+
+__all__ = ["Compiled", "compile_point"]
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A point made concrete: its Arch, its cost, and the GraphModule computing it."""
+
+    point: Point
+    arch: Arch
+    cost: Cost
+    module: fx.GraphModule
+
+
+def compile_point(space: Space, point: Mapping[str, Any], task: Mapping[str, Any] | None = None,
+                  dims: Mapping[str, int] | None = None, passes: bool = True) -> Compiled:
+    """Decode `point`, check `require params/flops/memory < …` on the cost model (before any
+    weight exists), then lower to torch.fx. User errors are ArchErrors with spec locations."""
+    arch = decode(space, point, task, dims)
+    measured = cost(arch)
+    check_deferred(space, point, measured)
+    return Compiled(space.validate(point, task), arch, measured, lower(arch, passes))
