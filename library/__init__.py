@@ -1,7 +1,8 @@
 """The block library: every block a spec can name, as torch-free signatures.
 
 - `base`: the `@block` decorator and `hp(...)` hyperparameter declarations.
-- `standard`: embeddings, positions, linear, norms, activations, dropout, attention, mlp, heads.
+- `standard`: embeddings, positions, linear, norms, activations, dropout, identity, zero.
+- `transformer`: multi-head attention, the MLP, classification and LM heads.
 - `convolution`: 1-D/2-D convolutions, NAS-Bench-201's conv_bn_relu, pooling.
 - `hyper_connections`: `hyper { }` residual streams and their mixes hc, mhc, mhc_lite, kromhc, shc.
 - `looped`: weight-shared `loop { }` and the Hyperloop transformer.
@@ -27,6 +28,7 @@ from archc.library import (  # noqa: F401  (imported to run their @block declara
     moe,
     phm,
     standard,
+    transformer,
 )
 from archc.library.base import BLOCKS
 

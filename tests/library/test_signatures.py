@@ -23,9 +23,11 @@ from archc.library import (
     moe,
     phm,
     standard,
+    transformer,
 )
 
-FAMILIES = (standard, convolution, hyper_connections, looped, hyper_kernels, moe, phm)
+FAMILIES = (standard, transformer, convolution, hyper_connections, looped, hyper_kernels, moe,
+            phm)
 HYPER_FAMILY = (hyper_connections, looped, hyper_kernels, moe, phm)
 KINDS = ("layer", "mix")
 SNAKE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
