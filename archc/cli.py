@@ -139,9 +139,15 @@ def compile_(
     dim: Annotated[list[str] | None, typer.Option(
         "--dim", help="A symbolic input size, e.g. --dim t=128 (repeatable).")] = None,
     code: Annotated[bool, typer.Option("--code", help="Print the generated code.")] = False,
+    out: Annotated[Path | None, typer.Option(
+        "-o", "--out", help="Export to this folder: model.py + weights, or a .pt2 program.")
+    ] = None,
+    format: Annotated[str, typer.Option(
+        "--format", help="py: model.py (imports only torch) + weights.safetensors; "
+        "pt2: a torch.export program.")] = "py",
 ) -> None:
     """Compile one point of a spec to a torch.fx model: a table of its blocks (path, output
-    shape, parameters, FLOPs) with totals, or its code."""
+    shape, parameters, FLOPs) with totals, its code, or an export to a folder."""
     import archc
     from archc.dsl.point import Point
     space = archc.load(spec)
@@ -153,7 +159,15 @@ def compile_(
             chosen = Point.from_json(point.read_text(encoding="utf-8"))
         except OSError as err:
             raise ArchError(f"cannot read {point}: {err.strerror}") from None
+    if format not in ("py", "pt2"):
+        raise ArchError(f"--format must be py or pt2, not '{format}'")
     built = archc.compile(space, chosen, task, _pairs(dim or [], "--dim"))
+    if out is not None:
+        from archc.compiler.export import export
+        written = export(built.module, space.name, built.point, out, format=format)
+        for path in written:
+            print(path)
+        return
     if code:
         sys.stdout.write(built.module.code.strip("\n") + "\n")
         return

@@ -34,14 +34,19 @@ class Cost:
 
 
 def cost(arch: Arch) -> Cost:
+    """Totals over the Arch as given; pass it through `identity.prune` first to count only
+    what reaches the output (as the lowered, dead-code-eliminated module does)."""
     params = flops = activations = 0
     counted: set[str] = set()
     for node, data in arch.graph.nodes(data=True):
         activations += 4 * data["type"].numel
         if data["kind"] != "block":
             continue
+        args = arch.args(node)
+        if not args:  # a zero whose input was pruned: no parameters, no FLOPs
+            continue
         impl = implementation(data["name"])
-        x = arch.type_of(arch.args(node)[0])
+        x = arch.type_of(args[0])
         flops += impl.flops(data["h"], x)
         key = data.get("share") or f"#{node}"
         if key not in counted:

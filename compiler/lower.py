@@ -18,7 +18,7 @@ from torch import fx, nn
 from archc.compiler.arch import Arch
 from archc.library.base import implementation
 
-__all__ = ["lower", "module_name"]
+__all__ = ["lower", "module_name", "class_name"]
 
 
 def module_name(path: str, taken: set[str]) -> str:
@@ -47,7 +47,7 @@ def lower(arch: Arch, passes: bool = True) -> fx.GraphModule:
         fx_node.meta.update(span=data.get("span"), path=data.get("path"), block=data["name"],
                             type=data["type"])
     graph.output(values[arch.output])
-    gm = fx.GraphModule(root, graph, class_name=_class_name(arch.name))
+    gm = fx.GraphModule(root, graph, class_name=class_name(arch.name))
     if passes:
         from archc.compiler.passes import run_passes
         gm = run_passes(gm)
@@ -66,6 +66,10 @@ def _emit(graph: fx.Graph, root: nn.Module, arch: Arch, node: int, data: dict[st
         return total
     if kind == "concat":
         return graph.call_function(torch.cat, (args,), {"dim": data["type"].feature_axis + 1})
+    if not args:  # a zero whose input was pruned: zeros of its type, batch size of input 0
+        first = next(n for n in graph.nodes if n.op == "placeholder")
+        batch = graph.call_method("size", (first, 0))
+        return graph.call_method("new_zeros", (first, (batch, *data["type"].shape)))
     key = data.get("share")
     if key in shared:
         return graph.call_module(shared[key], tuple(args))
@@ -77,6 +81,6 @@ def _emit(graph: fx.Graph, root: nn.Module, arch: Arch, node: int, data: dict[st
     return graph.call_module(name, tuple(args))
 
 
-def _class_name(space: str) -> str:
+def class_name(space: str) -> str:
     """`hc_lm` → `HcLm`: the GraphModule's (and the exported file's) class name."""
     return "".join(part.capitalize() for part in re.split(r"[\W_]+", space) if part) or "Model"

@@ -18,6 +18,7 @@ from torch import fx
 from archc.compiler.arch import Arch
 from archc.compiler.cost import Cost, check_deferred, cost
 from archc.compiler.decode import decode
+from archc.compiler.identity import prune
 from archc.compiler.lower import lower
 from archc.dsl.point import Point
 from archc.dsl.space import Space
@@ -37,9 +38,11 @@ class Compiled:
 
 def compile_point(space: Space, point: Mapping[str, Any], task: Mapping[str, Any] | None = None,
                   dims: Mapping[str, int] | None = None, passes: bool = True) -> Compiled:
-    """Decode `point`, check `require params/flops/memory < …` on the cost model (before any
-    weight exists), then lower to torch.fx. User errors are ArchErrors with spec locations."""
-    arch = decode(space, point, task, dims)
+    """Decode `point`; prune what cannot change the output (zero edges and whatever only
+    feeds them), so that the cost and the module are those of the network that computes
+    something; check `require params/flops/memory < …` on the cost model, before any weight
+    exists; then lower to torch.fx. User errors are ArchErrors with spec locations."""
+    arch = prune(decode(space, point, task, dims))
     measured = cost(arch)
     check_deferred(space, point, measured)
     return Compiled(space.validate(point, task), arch, measured, lower(arch, passes))
