@@ -66,8 +66,10 @@ __all__ = ["structural_hash", "prune", "hashed_graph", "ZERO_PRESERVING"]
 
 ZERO_PRESERVING = frozenset({"identity", "avg_pool", "max_pool", "global_avg_pool", "flatten",
                              "dropout", "relu", "gelu", "silu", "tanh"})
-"""Blocks f with f(0) = 0 whatever their weights; `linear` and the convolutions without bias
-and `activation` other than sigmoid also qualify. Any other block keeps its zero input."""
+"""Blocks f with f(0) = 0 whatever their weights and hyperparameters; any other block keeps its
+zero input. The rule goes by name only, as the fx pass `prune_zero_edges` does (fx nodes carry
+no hyperparameters), so the cost of `prune(arch)` is the cost of the lowered module: a linear
+without bias also maps 0 to 0 but is not listed."""
 
 _RANDOM = frozenset({"dropout"})
 """Parameter-free blocks that are not functions of their input: never merged."""
@@ -111,7 +113,8 @@ class _Pruner:
         if kind == "block" and len(args) == 1:
             if data["name"] == "identity":
                 return self.sums[args[0]]
-            if data["name"] == "zero" or (not self.sums[args[0]] and _keeps_zero(data)):
+            if data["name"] == "zero" or (not self.sums[args[0]] and
+                                          data["name"] in ZERO_PRESERVING):
                 return ()
         if kind == "concat" and len(args) == 1:
             return (self.value(args[0]),)
@@ -208,16 +211,6 @@ def _canonical(value: object) -> str:
     if isinstance(value, tuple | list):
         return "[" + ", ".join(_canonical(v) for v in value) + "]"
     return repr(value)
-
-
-def _keeps_zero(data: Mapping[str, Any]) -> bool:
-    """Whether the block gives zero when given zero, for every weight (ZERO_PRESERVING)."""
-    name, h = data["name"], data["h"]
-    if name in ("linear", "conv1d", "conv2d"):
-        return not h["bias"]
-    if name == "activation":
-        return h["fn"] != "sigmoid"
-    return name in ZERO_PRESERVING
 
 
 def _is_pure(data: Mapping[str, Any], x: TensorType) -> bool:

@@ -63,6 +63,7 @@ def _emit(graph: fx.Graph, root: nn.Module, arch: Arch, node: int, data: dict[st
         total = args[0]
         for arg in args[1:]:
             total = graph.call_function(operator.add, (total, arg))
+            total.meta["type"] = data["type"]  # every partial sum: passes read its type
         return total
     if kind == "concat":
         return graph.call_function(torch.cat, (args,), {"dim": data["type"].feature_axis + 1})

@@ -38,11 +38,10 @@ class Compiled:
 
 def compile_point(space: Space, point: Mapping[str, Any], task: Mapping[str, Any] | None = None,
                   dims: Mapping[str, int] | None = None, passes: bool = True) -> Compiled:
-    """Decode `point`; prune what cannot change the output (zero edges and whatever only
-    feeds them), so that the cost and the module are those of the network that computes
-    something; check `require params/flops/memory < …` on the cost model, before any weight
-    exists; then lower to torch.fx. User errors are ArchErrors with spec locations."""
-    arch = prune(decode(space, point, task, dims))
-    measured = cost(arch)
+    """Decode `point`; check `require params/flops/memory < …` on the cost model of what can
+    change the output (`identity.prune`), before any weight exists; lower to torch.fx, whose
+    passes drop the same dead parts. User errors are ArchErrors with spec locations."""
+    arch = decode(space, point, task, dims)
+    measured = cost(prune(arch))
     check_deferred(space, point, measured)
     return Compiled(space.validate(point, task), arch, measured, lower(arch, passes))
