@@ -33,7 +33,7 @@ class Arch:
     """A decoded network: `graph`, its input and output nodes, and the space's name."""
 
     name: str
-    graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+    graph: nx.MultiDiGraph = field(default_factory=nx.MultiDiGraph)  # `a + a` keeps both
     inputs: list[int] = field(default_factory=list)
     output: int = -1
 

@@ -111,10 +111,10 @@ class _Pruner:
         if kind == "add":
             return tuple(sorted(term for arg in args for term in self.sums[arg]))
         if kind == "block" and len(args) == 1:
-            if data["name"] == "identity":
-                return self.sums[args[0]]
-            if data["name"] == "zero" or (not self.sums[args[0]] and
-                                          data["name"] in ZERO_PRESERVING):
+            name, given = data["name"], self.sums[args[0]]
+            if name == "identity":
+                return given
+            if name == "zero" or (not given and name in ZERO_PRESERVING):
                 return ()
         if kind == "concat" and len(args) == 1:
             return (self.value(args[0]),)

@@ -11,7 +11,7 @@ from torch import fx
 
 from archc.compiler.identity import ZERO_PRESERVING
 
-__all__ = ["PASSES", "run_passes", "prune_zero_edges", "remove_identities",
+__all__ = ["PASSES", "run_passes", "prune_zero_edges", "remove_identities", "fold_constants",
            "eliminate_dead_code"]
 
 
@@ -63,6 +63,40 @@ def eliminate_dead_code(gm: fx.GraphModule) -> fx.GraphModule:
     return gm
 
 
+def fold_constants(gm: fx.GraphModule) -> fx.GraphModule:
+    """Functions and methods of constants only (buffers, parameters-free attributes, literals;
+    no input) are computed once, stored as buffers `folded_<i>`, and read from there. Valid for
+    deterministic, side-effect-free calls, which is all lowering emits."""
+    values: dict[fx.Node, object] = {}
+    for node in gm.graph.nodes:
+        if node.op == "get_attr":
+            values[node] = _attribute(gm, str(node.target))
+        elif node.op in ("call_function", "call_method") and all(
+                arg in values for arg in node.all_input_nodes):
+            args = fx.node.map_arg(node.args, values.__getitem__)
+            kwargs = fx.node.map_arg(node.kwargs, values.__getitem__)
+            fn = node.target if node.op == "call_function" else getattr(args[0], node.target)
+            values[node] = fn(*(args if node.op == "call_function" else args[1:]), **kwargs)
+    for i, node in enumerate(n for n in values if n.op != "get_attr"):
+        if all(user in values for user in node.users):
+            continue  # only its constant users read it: they are folded themselves
+        name = f"folded_{i}"
+        gm.register_buffer(name, values[node])  # type: ignore[arg-type]
+        with gm.graph.inserting_before(node):
+            folded = gm.graph.get_attr(name)
+        folded.meta.update(node.meta)
+        node.replace_all_uses_with(folded)
+    gm.graph.eliminate_dead_code()
+    return gm
+
+
+def _attribute(gm: fx.GraphModule, target: str) -> object:
+    value: object = gm
+    for part in target.split("."):
+        value = getattr(value, part)
+    return value
+
+
 def _is_zero(arg: object) -> bool:
     return isinstance(arg, fx.Node) and arg.meta.get("block") == "zero"
 
@@ -70,6 +104,7 @@ def _is_zero(arg: object) -> bool:
 PASSES: tuple[Callable[[fx.GraphModule], fx.GraphModule], ...] = (
     prune_zero_edges,
     remove_identities,
+    fold_constants,
     eliminate_dead_code,
 )
 

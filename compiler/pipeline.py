@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from torch import fx
+from torch import fx, nn
 
 from archc.compiler.arch import Arch
 from archc.compiler.cost import Cost, check_deferred, cost
@@ -34,6 +34,12 @@ class Compiled:
     arch: Arch
     cost: Cost
     module: fx.GraphModule
+
+    def inductor(self, **options: Any) -> nn.Module:
+        """The module compiled by `torch.compile` (inductor): opt-in, since compiling takes
+        seconds to minutes and pays off only over many steps. Options go to torch.compile."""
+        import torch
+        return torch.compile(self.module, backend="inductor", **options)  # type: ignore[return-value]
 
 
 def compile_point(space: Space, point: Mapping[str, Any], task: Mapping[str, Any] | None = None,

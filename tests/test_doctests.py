@@ -9,13 +9,14 @@ import pkgutil
 import pytest
 
 import archc
+import archc.compiler
 import archc.dsl
 import archc.library
 
 
 def _modules() -> list[str]:
     names = ["archc", "archc.errors"]
-    for package in (archc.dsl, archc.library):
+    for package in (archc.dsl, archc.library, archc.compiler):
         names += [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
     return names
 

@@ -1,0 +1,79 @@
+"""Each graph pass keeps what the module computes (differential tests against the unpassed
+graph) and does what it says."""
+
+from __future__ import annotations
+
+import operator
+
+import pytest
+import torch
+from torch import fx, nn
+
+import archc
+from archc.compiler.decode import decode
+from archc.compiler.lower import lower
+from archc.compiler.passes import fold_constants, run_passes
+
+
+def test_fold_constants_computes_constant_subgraphs_once() -> None:
+    root = nn.Module()
+    root.register_buffer("scale", torch.tensor([2.0, 3.0]))
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    scale = graph.get_attr("scale")
+    squared = graph.call_function(operator.mul, (scale, scale))
+    shifted = graph.call_method("add", (squared, 1.0))
+    graph.output(graph.call_function(operator.mul, (x, shifted)))
+    gm = fx.GraphModule(root, graph)
+    x_value = torch.randn(4, 2)
+    expected = gm(x_value)
+    gm = fold_constants(gm)
+    gm.graph.lint()
+    gm.recompile()
+    assert torch.equal(gm(x_value), expected)
+    ops = [n.op for n in gm.graph.nodes]
+    assert ops == ["placeholder", "get_attr", "call_function", "output"]
+    assert torch.equal(gm.folded_1, torch.tensor([5.0, 10.0]))
+
+
+def test_passes_keep_outputs_of_cells_with_zero_and_skip_edges() -> None:
+    space = archc.load("examples/nb201.arch")
+    point = {"nb_cell.n1.op": "none", "nb_cell.n2.op": "conv1", "nb_cell.n2.op#2": "skip",
+             "nb_cell.return.op": "pool", "nb_cell.return.op#2": "none",
+             "nb_cell.return.op#3": "conv3"}
+    arch = decode(space, point, {"classes": 10})
+    plain = lower(arch, passes=False).eval()
+    passed = run_passes(lower(arch, passes=False)).eval()
+    passed.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(plain(x), passed(x), atol=1e-6)
+    blocks = {n.meta.get("block") for n in passed.graph.nodes}
+    assert "zero" not in blocks and "identity" not in blocks
+    # passes only ever remove modules
+    assert sum(p.numel() for p in passed.parameters()) <= sum(
+        p.numel() for p in plain.parameters())
+
+
+def test_a_cell_that_computes_zero_keeps_only_what_follows_it() -> None:
+    space = archc.load("examples/nb201.arch")
+    point = {"nb_cell.n1.op": "none", "nb_cell.n2.op": "conv1", "nb_cell.n2.op#2": "none",
+             "nb_cell.return.op": "none", "nb_cell.return.op#2": "pool",
+             "nb_cell.return.op#3": "none"}
+    arch = decode(space, point, {"classes": 10})
+    plain = lower(arch, passes=False).eval()
+    passed = lower(arch).eval()
+    passed.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(plain(x), passed(x), atol=1e-6)
+    assert "new_zeros" in passed.code and "self.conv2d(" not in passed.code  # the stem is dead
+    assert "self.conv2d(" in plain.code
+
+
+@pytest.mark.slow
+def test_inductor_is_opt_in_and_computes_the_same() -> None:
+    space = archc.loads("space s {\n input x: float[16]\n linear(32)\n residual { linear(32) }\n"
+                        " gelu\n linear(4)\n}\n")
+    built = archc.compile(space, {})
+    fast = built.inductor()
+    x = torch.randn(8, 16)
+    assert torch.allclose(fast(x), built.module(x), atol=1e-5)
