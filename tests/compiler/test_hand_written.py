@@ -86,3 +86,33 @@ def test_compiled_nb201_equals_the_hand_written_network() -> None:
     hand.eval()
     x = torch.randn(2, 3, 32, 32)
     assert torch.allclose(compiled(x), hand(x), atol=1e-5)
+
+
+def test_compiled_transformer_equals_the_hand_written_one() -> None:
+    """benchmarks/specs/transformer24.arch against the benchmark's hand-written module."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location(
+        "compile_speed", root / "benchmarks" / "compile_speed.py")
+    bench = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+    space = archc.load(root / "benchmarks" / "specs" / "transformer24.arch")
+    compiled = archc.compile(space, {}, {"vocab": bench.VOCAB}, {"t": bench.T}).module.eval()
+    hand = bench.Hand().eval()
+    rename = {"layernorm.": "norm1.", "attention.qkv.": "qkv.", "attention.out.": "proj.",
+              "layernorm_2.": "norm2.", "mlp.up.": "up.", "mlp.down.": "down."}
+    state = {}
+    for name, tensor in compiled.state_dict().items():
+        if name.startswith("layers_"):
+            layer, rest = name[len("layers_"):].split("_", 1)
+            key = next(k for k in rename if rest.startswith(k))
+            name = f"blocks.{layer}.{rename[key]}{rest[len(key):]}"
+        else:
+            name = {"embedding.weight": "embed.weight", "layernorm.weight": "norm.weight",
+                    "layernorm.bias": "norm.bias", "lm_head.weight": "head.weight"}[name]
+        state[name] = tensor
+    hand.load_state_dict(state)
+    tokens = torch.randint(0, bench.VOCAB, (2, bench.T))
+    assert torch.allclose(compiled(tokens), hand(tokens), atol=1e-4)
