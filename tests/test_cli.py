@@ -152,3 +152,18 @@ def test_compile_errors_are_located_or_name_the_flag(tmp_path: Path) -> None:
     point.write_text('{"w": 48, "n": 2}')
     invalid = archc("compile", str(spec), "--point", str(point), "--const", "classes=10")
     assert invalid.returncode == 1 and "'w' = 48 is not in choice(32, 64)" in invalid.stderr
+
+
+def test_compile_exports_a_folder(tmp_path: Path) -> None:
+    spec = tmp_path / "mlp.arch"
+    spec.write_text(MLP)
+    out = archc("compile", str(spec), "--const", "classes=10", "-o", str(tmp_path / "py"))
+    assert out.returncode == 0, out.stderr
+    assert {p.name for p in (tmp_path / "py").iterdir()} >= {
+        "model.py", "weights.safetensors", "point.json"}
+    assert "class Mlp(nn.Module)" in (tmp_path / "py" / "model.py").read_text()
+    pt2 = archc("compile", str(spec), "--const", "classes=10", "-o", str(tmp_path / "pt2"),
+                "--format", "pt2")
+    assert pt2.returncode == 0 and (tmp_path / "pt2" / "model.pt2").is_file()
+    bad = archc("compile", str(spec), "--const", "classes=10", "--format", "onnx")
+    assert bad.returncode == 1 and "--format must be py or pt2" in bad.stderr
