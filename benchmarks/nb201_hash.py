@@ -35,7 +35,9 @@ from archc.library.base import implementation
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "examples" / "nb201.arch"
-TABLE = ROOT.parent / "shared" / "benchmarks" / "nb201" / "nb201_200epoch.csv"
+TABLES = Path(os.environ.get("ARCHC_NB201", ROOT.parent / "shared" / "benchmarks" / "nb201"))
+"""The NAS-Bench-201 tables: $ARCHC_NB201, else ../shared/benchmarks/nb201 beside the checkout."""
+TABLE = TABLES / "nb201_200epoch.csv"
 KEYS = ("nb_cell.n1.op", "nb_cell.n2.op", "nb_cell.n2.op#2",  # (1←0); (2←0), (2←1)
         "nb_cell.return.op", "nb_cell.return.op#2", "nb_cell.return.op#3")  # (3←0, 1, 2)
 OPS = {"none": "none", "skip": "skip_connect", "conv1": "nor_conv_1x1",
