@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from archc.dsl.signature import REQUIRED, Hyper, Signature
 
-__all__ = ["hp", "block", "BLOCKS", "IMPLEMENTATIONS", "implementation"]
+__all__ = ["hp", "block", "BLOCKS", "IMPLEMENTATIONS", "implementation", "ParameterFree"]
 
 T = TypeVar("T")
 
@@ -45,6 +45,19 @@ rules, each a static method taking the resolved `Hyperparams` `h` and the input 
 """
 
 RULES = ("shape", "params", "flops", "build")
+
+
+class ParameterFree:
+    """The `params` and `flops` rules of a block with no weights whose work torch's flop
+    counter does not count (pooling, activations, norms without affine maps…): both zero."""
+
+    @staticmethod
+    def params(h: Any, x: Any) -> int:
+        return 0
+
+    @staticmethod
+    def flops(h: Any, x: Any) -> int:
+        return 0
 
 
 def implementation(name: str) -> Any | None:

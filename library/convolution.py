@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from archc.library.base import block, hp
+from archc.library.base import ParameterFree, block, hp
 from archc.library.tensor import Hyperparams, ShapeError, TensorType
 
 if TYPE_CHECKING:
@@ -197,7 +197,7 @@ class ResnetBlock:
         return Module(len(x.shape) - 1, x.channels, h.out, h.stride)
 
 
-class _Pool:
+class _Pool(ParameterFree):
     """The rules shared by avg_pool and max_pool: 1-D or 2-D after the input, no parameters,
     no counted FLOPs."""
 
@@ -208,14 +208,6 @@ class _Pool:
         name = cls.signature.name  # type: ignore[attr-defined]
         x.expect(*_SPATIAL, block=name)
         return _windows(x, h.k, h.stride, h.padding, name)
-
-    @staticmethod
-    def params(h: Hyperparams, x: TensorType) -> int:
-        return 0
-
-    @staticmethod
-    def flops(h: Hyperparams, x: TensorType) -> int:
-        return 0
 
     @classmethod
     def build(cls, h: Hyperparams, x: TensorType) -> nn.Module:
@@ -246,7 +238,7 @@ class MaxPool(_Pool):
 
 @block("global_avg_pool", cite="Lin, Chen, Yan, Network In Network, ICLR 2014, "
        "arXiv 1312.4400")
-class GlobalAvgPool:
+class GlobalAvgPool(ParameterFree):
     """Average every position away, keeping the features: (b, c, …) → (b, c) for 1-D and 2-D
     inputs, (b, t, d) → (b, d) for a sequence (the mean over tokens)."""
 
@@ -254,14 +246,6 @@ class GlobalAvgPool:
     def shape(h: Hyperparams, x: TensorType) -> TensorType:
         x.expect("seq", *_SPATIAL, block="global_avg_pool")
         return TensorType((x.channels,), "flat")
-
-    @staticmethod
-    def params(h: Hyperparams, x: TensorType) -> int:
-        return 0
-
-    @staticmethod
-    def flops(h: Hyperparams, x: TensorType) -> int:
-        return 0
 
     @staticmethod
     def build(h: Hyperparams, x: TensorType) -> nn.Module:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from archc.library.base import block, hp
+from archc.library.base import ParameterFree, block, hp
 from archc.library.tensor import Hyperparams, ShapeError, TensorType
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ FLOAT_LAYOUTS = ("flat", "seq", "cl", "chw")
 _VASWANI = "Vaswani et al., Attention Is All You Need, NeurIPS 2017, arXiv 1706.03762"
 
 
-class _SameType:
+class _SameType(ParameterFree):
     """Rules of a block that returns its input's type with no parameters and no counted FLOPs
     (activations, dropout, identity, zero); the block adds `build`, and `layouts` lists the
     layouts it takes."""
@@ -49,14 +49,6 @@ class _SameType:
     def shape(cls, h: Hyperparams, x: TensorType) -> TensorType:
         x.expect(*cls.layouts, block=cls.signature.name)  # type: ignore[attr-defined]
         return x
-
-    @staticmethod
-    def params(h: Hyperparams, x: TensorType) -> int:
-        return 0
-
-    @staticmethod
-    def flops(h: Hyperparams, x: TensorType) -> int:
-        return 0
 
 
 class _Addition(_SameType):
