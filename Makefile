@@ -3,7 +3,7 @@
 help:      ## list the targets
 	@grep -E '^[a-z]+:.*##' Makefile | sed 's/:.*## /\t/'
 check:     ## lint and type-check
-	ruff check . && mypy archc dsl
+	ruff check . && python tools/typecheck.py
 test:      ## the default test run (what CI runs)
 	python -m pytest -q
 slow:      ## the slow tests (long fuzzing, exhaustive enumerations)

@@ -241,14 +241,14 @@ def _cell(value: object) -> str:
 def compiled_table(built: Compiled) -> Table:
     """`archc compile`: one row per block instance (shared modules count their parameters
     once), then the totals of the cost model."""
-    from archc.library.base import implementation
+    from archc.library.base import rules
     arch = built.arch
     table = Table(show_header=True, header_style="bold", title=f"{arch.name}: one point")
     for column in ("block", "path", "output", "params", "FLOPs"):
         table.add_column(column, justify="right" if column in ("params", "FLOPs") else "left")
     seen: set[str] = set()
     for node, data in arch.blocks():
-        impl = implementation(data["name"])
+        impl = rules(data["name"])
         x = arch.type_of(arch.args(node)[0])
         key = data.get("share") or f"#{node}"
         params = "shared" if key in seen else f"{impl.params(data['h'], x):,}"

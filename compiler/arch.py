@@ -51,7 +51,7 @@ class Arch:
         return [src for src, _, _ in sorted(preds, key=lambda e: e[2])]
 
     def type_of(self, node: int) -> TensorType:
-        return self.graph.nodes[node]["type"]  # type: ignore[no-any-return]
+        return self.graph.nodes[node]["type"]
 
     def blocks(self) -> Iterator[tuple[int, dict[str, Any]]]:
         """Block nodes in creation (topological) order, with their data."""

@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from archc.compiler.arch import Arch
+from archc.dsl.domain import Scalar
 from archc.dsl.space import Space
 from archc.dsl.walk import Unknown, evaluate
 from archc.errors import Diagnostic, PointError
-from archc.library.base import implementation
+from archc.library.base import rules
 
 __all__ = ["Cost", "cost", "check_deferred"]
 
@@ -45,7 +46,7 @@ def cost(arch: Arch) -> Cost:
         args = arch.args(node)
         if not args:  # a zero whose input was pruned: no parameters, no FLOPs
             continue
-        impl = implementation(data["name"])
+        impl = rules(data["name"])
         x = arch.type_of(args[0])
         flops += impl.flops(data["h"], x)
         key = data.get("share") or f"#{node}"
@@ -55,7 +56,7 @@ def cost(arch: Arch) -> Cost:
     return Cost(params, flops, activations)
 
 
-def check_deferred(space: Space, point: Mapping[str, object], measured: Cost) -> None:
+def check_deferred(space: Space, point: Mapping[str, Scalar], measured: Cost) -> None:
     """Raise PointError for each `require` over compiled properties that the point violates
     (conditions over `latency` wait for a measurement)."""
     trace = space.trace(point)

@@ -100,7 +100,7 @@ class _Decoder:
                 env.returned = env.current = self.flow(step.flow, env, ix)
             case ir.Choose():
                 key = self.values[concrete(step.path, ix)]
-                self.seq(dict(step.options)[key], env, ix)
+                self.seq(dict(step.options)[str(key)], env, ix)
             case ir.Maybe():
                 if self.values[concrete(step.path, ix)]:
                     self.seq(step.body, env, ix)
@@ -110,7 +110,7 @@ class _Decoder:
                 self.seq(step.body, env, ix)
 
     def repeat(self, step: ir.Repeat, env: _Env, ix: tuple[int, ...]) -> None:
-        count = int(evaluate(step.count, self.values, ix, self.task))  # type: ignore[arg-type]
+        count = int(evaluate(step.count, self.values, ix, self.task))
         outer = self.copy
         for i in range(count):
             if step.share == "none":
@@ -157,7 +157,7 @@ class _Decoder:
     def loop(self, value: ir.Block, x: int, path: str, ix: tuple[int, ...],
              span: Span | None) -> int:
         """`loop(times = r) { body }`: the body r times, one set of weights."""
-        times = int(evaluate(dict(value.args)["times"], self.values, ix, self.task))  # type: ignore[arg-type]
+        times = int(evaluate(dict(value.args)["times"], self.values, ix, self.task))
         outer = self.copy
         for i in range(times):
             self.copy = _Copy(f"{outer.suffix}@{i}", outer.share or path)
@@ -178,7 +178,7 @@ class _Decoder:
             if isinstance(value, ir.Ref):
                 value, ix = self.lets[concrete(value.path, ix)]
             elif isinstance(value, ir.Switch):
-                value = dict(value.options)[self.values[concrete(value.path, ix)]]
+                value = dict(value.options)[str(self.values[concrete(value.path, ix)])]
             else:
                 return value, ix
 

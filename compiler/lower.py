@@ -16,7 +16,7 @@ import torch
 from torch import fx, nn
 
 from archc.compiler.arch import Arch
-from archc.library.base import implementation
+from archc.library.base import rules
 
 __all__ = ["lower", "module_name", "class_name"]
 
@@ -75,7 +75,7 @@ def _emit(graph: fx.Graph, root: nn.Module, arch: Arch, node: int, data: dict[st
     if key in shared:
         return graph.call_module(shared[key], tuple(args))
     name = module_name(data["path"], taken)
-    impl = implementation(data["name"])
+    impl = rules(data["name"])
     root.add_module(name, impl.build(data["h"], arch.type_of(arch.args(node)[0])))
     if key:
         shared[key] = name

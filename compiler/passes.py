@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
+from typing import cast
 
 from torch import fx
 
@@ -73,8 +74,8 @@ def fold_constants(gm: fx.GraphModule) -> fx.GraphModule:
             values[node] = _attribute(gm, str(node.target))
         elif node.op in ("call_function", "call_method") and all(
                 arg in values for arg in node.all_input_nodes):
-            args = fx.node.map_arg(node.args, values.__getitem__)
-            kwargs = fx.node.map_arg(node.kwargs, values.__getitem__)
+            args = fx.node.map_arg(node.args, lambda n: cast(fx.node.Argument, values[n]))
+            kwargs = fx.node.map_arg(node.kwargs, lambda n: cast(fx.node.Argument, values[n]))
             fn = node.target if node.op == "call_function" else getattr(args[0], node.target)
             values[node] = fn(*(args if node.op == "call_function" else args[1:]), **kwargs)
     for i, node in enumerate(n for n in values if n.op != "get_attr"):

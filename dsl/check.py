@@ -48,6 +48,7 @@ def check(module: ast.Module, registry: Registry, *, base: Path | None = None) -
     checker = Checker(registry)
     space_node, train, search = checker.collect(module, imported)
     checker.raise_errors()
+    assert space_node is not None  # collect reported a missing space
     space = checker.space(space_node, train, search)
     checker.raise_errors()
     check_satisfiable(space)

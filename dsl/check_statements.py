@@ -102,7 +102,7 @@ class Statements(Values):
             elif vtype != "int" or _sites(value) or _has_ref(value):
                 self.error("an input size is a number, a name or a task constant", d.span,
                            "the input's shape is the task's, not a decision")
-            elif isinstance(value, ir.Const) and value.value < 1:
+            elif isinstance(value, ir.Const) and isinstance(value.value, int) and value.value < 1:
                 self.error(f"an input size must be >= 1, not {value.value}", d.span)
             dims.append(value)
         self.define(scope, s.name, Binding("flow", None, "flow", s.span), s.span)
@@ -196,6 +196,7 @@ class Statements(Values):
             self.error(f"'{name}' is a value and cannot be called", s.span)
             return None
         path = join(scope.prefix, scope.naming.take(name))
+        assert bound.value is not None  # flows were handled above
         return self.apply_value(path, bound.value, bound.type, s.span)
 
     def apply_value(self, path: str, value: ir.Value, vtype: str, span: Span | None
@@ -229,7 +230,8 @@ class Statements(Values):
             # a block or def is keyed by its name; a group `{ … }` (an Inline without a name,
             # whose path is only the scope's prefix) and other steps by their position
             named = isinstance(step, ir.Apply) or (isinstance(step, ir.Inline) and step.name)
-            key = step.path.rsplit(".", 1)[-1] if named else f"alt{i + 1}"
+            made = step.path if isinstance(step, ir.Apply | ir.Inline) else ""
+            key = made.rsplit(".", 1)[-1] if named else f"alt{i + 1}"
             options.append((keys.take(key), ir.Seq((step,), span=alt.span)))
         return ir.Choose(path, tuple(options), span=s.span) if options else None
 
@@ -394,11 +396,14 @@ def _counts(count: ir.Value) -> tuple[float, float] | None:
         d = count.domain
         if isinstance(d, IntRange):
             return d.low, d.high
-        whole = isinstance(d, Choice) and d.type == "int"
-        return (min(d.values()), max(d.values())) if whole else (-1, -1)
+        counts = [v for v in d.values() if isinstance(v, int) and not isinstance(v, bool)]
+        whole = isinstance(d, Choice) and d.type == "int" and len(counts) == d.size
+        return (min(counts), max(counts)) if whole else (-1, -1)
+    value = count.value if isinstance(count, ir.Const) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, value
     if isinstance(count, ir.Const):
-        whole = isinstance(count.value, int) and not isinstance(count.value, bool)
-        return (count.value, count.value) if whole else (-1, -1)
+        return -1, -1
     return None
 
 

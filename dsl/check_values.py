@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from archc.dsl import ast, ir
 from archc.dsl.domain import Choice, Flag, FloatRange, IntRange, Scalar, scalar_type
@@ -78,6 +78,7 @@ class Values:
             if bound.kind == "flow":
                 return self.error(f"'{e.id}' is a tensor; a value is expected here", e.span,
                                   "tensors are combined with `+`, `concat(…)` or applied blocks")
+            assert bound.value is not None  # only flow bindings have no value
             return bound.value, bound.type
         if e.id == "bool":
             return ir.Decide(at.take(), Flag(), span=e.span), "bool"
@@ -150,7 +151,7 @@ class Values:
         64-bit integer or a finite real (`2 ** 10 ** 9` is refused before it is computed)."""
         if not all(isinstance(a, ir.Const) for a in op.args):
             return op, vtype
-        base, power = (a.value for a in op.args) if op.op == "**" else (0, 0)
+        base, power = (cast(ir.Const, a).value for a in op.args) if op.op == "**" else (0, 0)
         try:
             if isinstance(base, int) and isinstance(power, int) and abs(base) > 1 \
                     and power > 64:
@@ -231,13 +232,13 @@ class Values:
                 and hyper.default in self.registry:
             return self.block(self.registry[hyper.default], (), Scope("", Naming()), At(""),
                               span)[0]
-        return ir.Const(hyper.default, span=span)
+        return ir.Const(cast(Scalar, hyper.default), span=span)
 
     def unquoted(self, hyper: Hyper, e: ast.Expr, scope: Scope) -> bool:
         """Report a bare word where a string is expected (`fn = gelu` for `fn = "gelu"`)."""
         if not _unquoted(hyper, e, scope, self):
             return False
-        word = e.id
+        word = cast(ast.Name, e).id
         self.error(f"'{word}' is not a name here: strings are quoted", e.span,
                    f'write "{word}"')
         return True
@@ -372,6 +373,7 @@ class Values:
             return None, []
         first = e.args[0]
         low = self.constant(first.value, scope, "a range bound")
+        assert first.high is not None  # a range argument, checked above
         high = self.constant(first.high, scope, "a range bound")
         if low is None or high is None:
             return None, []

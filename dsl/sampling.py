@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
+from typing import cast
 
 from archc.dsl import ir
 from archc.dsl.domain import Scalar
@@ -68,19 +69,20 @@ class Sizes:
         """Points under a repeat for each count: body^n for own copies, body if shared."""
         body = self.of(node.body)
         counts = node.count.domain.values() if isinstance(node.count, ir.Decide) else (
-            node.count.value,)
+            cast(ir.Const, node.count).value,)
         return {int(n): body if node.share != "none" else body ** int(n) for n in counts}
 
 
 def choose_uniform_arch(site: Site, sizes: Sizes, rng: random.Random) -> Scalar:
     """The value of `site` drawn with probability proportional to the points it leads to."""
     node = site.node
+    weights: Mapping[Scalar, int]
     if isinstance(node, ir.Switch | ir.Choose):
         weights = {key: sizes.of(v) for key, v in node.options}
     elif isinstance(node, ir.Maybe):
         weights = {False: 1, True: sizes.of(node.body)}
     elif isinstance(node, ir.Repeat):
-        weights = sizes.repeat_weights(node)
+        weights = cast(Mapping[Scalar, int], sizes.repeat_weights(node))
     else:
         return site.domain.sample(rng)
     ticket = rng.randrange(sum(weights.values()))

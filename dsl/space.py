@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import cast
 
 from archc.dsl import ir
-from archc.dsl.domain import Scalar
+from archc.dsl.domain import FloatRange, Scalar
 from archc.dsl.point import Point
 from archc.dsl.sampling import Sizes, choose_uniform_arch, failing_requires
 from archc.dsl.walk import Site, Trace, site_domain, walk
@@ -92,7 +93,7 @@ class Space:
     def requires(self) -> tuple[ir.Require, ...]:
         out: list[tuple[str, ir.Node]] = []
         _collect_sites(self.root, out, want=ir.Require)
-        return tuple(n for _, n in out)
+        return tuple(n for _, n in out if isinstance(n, ir.Require))
 
     def summary(self) -> dict[str, object]:
         """The space as plain data (what `archc check --json` prints): exact sizes, every
@@ -245,7 +246,7 @@ class Space:
             raise SpaceError(f"cannot enumerate {count_text(self.size)} points (limit {limit:,})")
         partial: dict[str, Scalar] = {}
         while True:  # an odometer over the canonical walk: one walk per point
-            trace = walk(self.root, lambda site, given=partial: given.get(site.path, _first(site)))
+            trace = walk(self.root, _given_or_first(partial))
             if not constrained or not failing_requires(trace, None):
                 yield Point(trace.values)
             for i in range(len(trace.sites) - 1, -1, -1):
@@ -308,6 +309,11 @@ def _alternatives(site: Site, current: Scalar, rng: random.Random) -> list[Scala
     return sorted(draws - {current}, key=repr)
 
 
+def _given_or_first(partial: Mapping[str, Scalar]) -> Callable[[Site], Scalar]:
+    """A decider taking `partial`'s value where it has one, else the first option."""
+    return lambda site: partial.get(site.path, _first(site))
+
+
 def _first(site: Site) -> Scalar:
     return site.domain.values()[0]
 
@@ -316,7 +322,7 @@ def _any_value(site: Site) -> Scalar:
     """A stand-in so validation can go on past a bad value and report the rest."""
     if site.domain.discrete:
         return site.domain.values()[0]
-    return site.domain.low
+    return cast(FloatRange, site.domain).low
 
 
 def _template_of(path: str) -> str:

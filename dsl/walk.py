@@ -107,7 +107,7 @@ class _Walker:
                 self.site(node, ix)
             case ir.Switch() | ir.Choose():
                 key = self.site(node, ix)
-                self.node(dict(node.options)[key], ix)
+                self.node(dict(node.options)[str(key)], ix)
             case ir.Maybe():
                 if self.site(node, ix):
                     self.node(node.body, ix)
@@ -206,7 +206,10 @@ def evaluate(value: ir.Value, values: Mapping[str, Scalar], indices: tuple[int, 
         case ir.Op(op="not"):
             return not evaluate(value.args[0], values, indices, task)
         case ir.Op(op="neg"):
-            return -evaluate(value.args[0], values, indices, task)
+            operand = evaluate(value.args[0], values, indices, task)
+            if isinstance(operand, str):
+                raise TypeError("a string has no negative")
+            return -operand
         case ir.Op():
             left, right = (evaluate(a, values, indices, task) for a in value.args)
             return _BINARY[value.op](left, right)

@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 
 from archc.dsl.signature import REQUIRED, Hyper, Signature
 
-__all__ = ["hp", "block", "BLOCKS", "IMPLEMENTATIONS", "implementation", "ParameterFree"]
+__all__ = ["hp", "block", "BLOCKS", "IMPLEMENTATIONS", "implementation", "rules",
+           "ParameterFree"]
 
 T = TypeVar("T")
 
@@ -58,6 +59,15 @@ class ParameterFree:
     @staticmethod
     def flops(h: Any, x: Any) -> int:
         return 0
+
+
+def rules(name: str) -> Any:
+    """The class of an implemented block; LookupError (a bug: decode refuses blocks without
+    rules, located at the spec) otherwise."""
+    cls = implementation(name)
+    if cls is None:
+        raise LookupError(f"block {name!r} has no rules")
+    return cls
 
 
 def implementation(name: str) -> Any | None:
