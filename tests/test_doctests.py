@@ -12,11 +12,12 @@ import archc
 import archc.compiler
 import archc.dsl
 import archc.library
+import archc.search
 
 
 def _modules() -> list[str]:
     names = ["archc", "archc.errors"]
-    for package in (archc.dsl, archc.library, archc.compiler):
+    for package in (archc.dsl, archc.library, archc.compiler, archc.search):
         names += [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
     return names
 
