@@ -1,0 +1,131 @@
+"""Study storage: every trial of a search kept in an optuna study, so a run resumes and reuses.
+
+The default storage is a SQLite file in the working directory, `sqlite:///archc.db`: zero
+set-up, and `optuna.load_study` / optuna-dashboard open it as they are. Any optuna storage URL
+is accepted (`postgresql://user@host/db`, …). `load_if_exists=True`, so re-running the same
+command resumes the study and trial numbering goes on.
+
+A trial holds the point's decisions as its optuna params (when it was begun with
+`begin_trial`) and, as user attributes (JSON), what `record_trial` is given: the point, its
+structural hash, parameter count (`param_count`), FLOPs, per-epoch metrics, wall time, seed,
+spec hash, status and failure reason. A failed trial is an optuna FAIL trial with its
+`reason`: recorded, never lost, and the study goes on. Optuna is reached through
+`archc.search._optuna`, the one seam (STYLE.md §7).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from archc.dsl.domain import Scalar
+from archc.dsl.point import Point
+from archc.dsl.space import Space
+from archc.search._optuna import TrialState, optuna, running_trial, suggest_point
+
+__all__ = ["DEFAULT_STORAGE", "open_study", "begin_trial", "record_trial", "history",
+           "find_by_hash"]
+
+DEFAULT_STORAGE = "sqlite:///archc.db"
+"""A SQLite file `archc.db` in the working directory."""
+
+STATES = {"complete": TrialState.COMPLETE, "fail": TrialState.FAIL,
+          "pruned": TrialState.PRUNED}
+"""`status` as `record_trial` takes it → optuna's trial state."""
+
+
+def open_study(name: str, storage: str | None = None,
+               directions: Sequence[str] = ("maximize",)) -> optuna.Study:
+    """Open study `name` in `storage` (default `DEFAULT_STORAGE`), creating it if needed."""
+    return optuna.create_study(study_name=name, storage=storage or DEFAULT_STORAGE,
+                               directions=[cast(Any, d) for d in directions],
+                               load_if_exists=True)
+
+
+def begin_trial(study: optuna.Study, space: Space, point: Mapping[str, Scalar]) -> optuna.Trial:
+    """A running trial whose params are `point`'s decisions (named by path), for a point chosen
+    by any searcher: the point is enqueued, so the suggests return exactly its values."""
+    valid = space.validate(point)
+    study.enqueue_trial(dict(valid))
+    trial = study.ask()
+    suggest_point(space, trial)
+    return trial
+
+
+def record_trial(study: optuna.Study, trial_or_number: optuna.Trial | int, *,
+                 point: Mapping[str, Scalar], structural_hash: str, params: int | None = None,
+                 flops: int | None = None, metrics_per_epoch: Sequence[Mapping] = (),
+                 wall_time: float | None = None, seed: int | None = None,
+                 spec_hash: str | None = None, status: str = "complete",
+                 reason: str | None = None,
+                 value: float | Sequence[float] | None = None) -> optuna.trial.FrozenTrial:
+    """Finish a running trial with its record. `status` is complete, fail or pruned; `value`
+    is the score (a sequence for several objectives). A complete trial without a finite value
+    is recorded as failed ("no result"), so nothing is lost and the study goes on."""
+    trial = (running_trial(study, trial_or_number) if isinstance(trial_or_number, int)
+             else trial_or_number)
+    state = STATES[status]
+    values = _values(value)
+    if state == TrialState.COMPLETE and values is None:
+        state, reason = TrialState.FAIL, reason or "no result"
+    attrs = {"point": dict(point), "structural_hash": structural_hash, "param_count": params,
+             "flops": flops, "metrics_per_epoch": list(metrics_per_epoch),
+             "wall_time": wall_time, "seed": seed, "spec_hash": spec_hash,
+             "status": state.name.lower(), "reason": reason}
+    for key, attr in attrs.items():
+        trial.set_user_attr(key, _json_safe(attr))
+    return study.tell(trial, values if state == TrialState.COMPLETE else None, state=state)
+
+
+def history(study: optuna.Study) -> list[tuple[Point, object]]:
+    """(point, result) of the completed and failed trials in trial order, for
+    `searcher.restore`: a failed trial's result is None; several objectives give a tuple."""
+    out: list[tuple[Point, object]] = []
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+    for trial in sorted(trials, key=lambda t: t.number):
+        point = Point(trial.user_attrs.get("point", trial.params))
+        if trial.state != TrialState.COMPLETE:
+            out.append((point, None))
+        elif len(trial.values) == 1:
+            out.append((point, trial.values[0]))
+        else:
+            out.append((point, tuple(trial.values)))
+    return out
+
+
+def find_by_hash(study: optuna.Study, structural_hash: str) -> optuna.trial.FrozenTrial | None:
+    """The first COMPLETED trial with this structural hash, whose result a structurally
+    identical point reuses instead of training again. Failed trials are not reused: a timeout
+    or out-of-memory may not happen twice."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if trial.user_attrs.get("structural_hash") == structural_hash:
+            return trial
+    return None
+
+
+def _values(value: float | Sequence[float] | None) -> list[float] | None:
+    if value is None:
+        return None
+    values = [float(v) for v in (value if isinstance(value, Sequence) else [value])]
+    return values if all(math.isfinite(v) for v in values) else None
+
+
+def _json_safe(value: object) -> object:
+    """`value` as plain JSON: numpy scalars become numbers, NaN / inf become None, anything
+    else unknown its `str` (a database must never refuse a trial's record)."""
+
+    def scalar(obj: object) -> object:
+        return obj.item() if hasattr(obj, "item") else str(obj)
+
+    def finite(obj: object) -> object:
+        if isinstance(obj, float) and not math.isfinite(obj):
+            return None
+        if isinstance(obj, dict):
+            return {k: finite(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [finite(v) for v in obj]
+        return obj
+
+    return finite(json.loads(json.dumps(value, default=scalar)))

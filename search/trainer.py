@@ -1,0 +1,252 @@
+"""Train a compiled point on a task: the `train { }` settings, a budget, per-epoch reports.
+
+A search trains many candidates and must outlive the bad ones, so everything a candidate can
+do wrong — NaN/inf loss, out of memory, a shape error or any other exception from the model —
+becomes a `TrainResult` with status "failed" and a reason, never an exception. Two things do
+propagate: an `ArchError` for settings archc cannot honour (the user's error, raised before the
+first step), and whatever `report` raises (that is how an optuna pruner stops a trial).
+
+Seeding: the weights are made when the point is compiled, so compile under
+`torch.manual_seed(seed)`; `train` then seeds torch again (dropout) and draws the data order
+from its own `torch.Generator(seed)`. Same seed, same compile → the same metrics, bit for bit.
+
+Auxiliary losses: any submodule (the GraphModule itself included) with a method
+`aux_loss() -> Tensor` contributes it, already weighted, to every training step's loss; it
+should return the auxiliary loss of its latest forward (e.g. a mixture-of-experts balance loss).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from archc.dsl import ir
+from archc.dsl.fields import TRAIN_FIELDS
+from archc.dsl.space import Space
+from archc.dsl.walk import evaluate as evaluate_value
+from archc.errors import ArchError
+from archc.search.tasks import Task
+
+__all__ = ["TrainResult", "train", "evaluate", "train_settings"]
+
+Report = Callable[[int, dict[str, float]], None]
+_EVAL_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """How training went: status "complete" or "failed" (with `reason`), one metrics dict per
+    epoch run (train_loss, val_loss, val_accuracy), and what was spent. A time budget that ran
+    out is a complete result, with `reason` saying so."""
+
+    status: str
+    reason: str | None = None
+    history: tuple[dict[str, float], ...] = field(default=())
+    epochs: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The last epoch's metrics ({} when no epoch finished)."""
+        return dict(self.history[-1]) if self.history else {}
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "complete"
+
+
+def train_settings(space: Space, point: Mapping[str, Any]) -> dict[str, Any]:
+    """Every train field's value: TRAIN_FIELDS defaults, overridden by the space's `train { }`
+    lets — constants evaluated, decisions taken from `point` (a let may read an earlier one)."""
+    settings = {name: hyper.default for name, hyper in TRAIN_FIELDS.items()}
+    values: dict[str, Any] = dict(point)
+    for step in space.train.steps:
+        if not isinstance(step, ir.Let) or not step.path.startswith("train."):
+            continue
+        path = step.path
+        try:
+            value = evaluate_value(step.value, values)
+        except KeyError as error:
+            raise ArchError(f"the point does not decide {error.args[0]}", span=step.span
+                            ) from None
+        values[path] = settings[path.removeprefix("train.")] = value
+    return settings
+
+
+def train(compiled: Any, task: Task, settings: Mapping[str, Any], *, seed: int,
+          budget_epochs: int | None = None, budget_seconds: float | None = None,
+          report: Report | None = None, threads: int | None = None) -> TrainResult:
+    """Train `compiled.module` in place on `task.train`, scoring `task.val` after each epoch.
+
+    `budget_epochs` replaces the settings' epoch count (the schedule is sized to it); a
+    positive `steps` setting stops training after that many optimizer steps instead;
+    `budget_seconds` stops early but counts as a normal finish. `report(epoch, metrics)` is
+    called after each epoch (1-based); what it raises propagates.
+    """
+    model: nn.Module = getattr(compiled, "module", compiled)
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _Run(model, task, dict(settings), seed, budget_epochs, budget_seconds,
+                    report).run()
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def evaluate(module: Any, task: Task, split: str = "test") -> dict[str, float]:
+    """Accuracy and mean cross-entropy of `module` on one split of `task`, in eval mode."""
+    model: nn.Module = getattr(module, "module", module)
+    x, y = task.split(split)
+    was_training = model.training
+    model.eval()
+    loss, correct = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(y), _EVAL_BATCH):
+            logits = model(x[start:start + _EVAL_BATCH])  # (b, classes)
+            target = y[start:start + _EVAL_BATCH]
+            loss += nn.functional.cross_entropy(logits, target, reduction="sum").item()
+            correct += int((logits.argmax(-1) == target).sum())
+    model.train(was_training)
+    return {"accuracy": correct / len(y), "loss": loss / len(y)}
+
+
+def _optimizer(model: nn.Module, s: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """The optimizer named by the settings; `momentum` is SGD's momentum and Adam's beta1."""
+    params, lr, wd, momentum = model.parameters(), s["lr"], s["weight_decay"], s["momentum"]
+    match s["optimizer"]:
+        case "adamw":
+            return torch.optim.AdamW(params, lr=lr, weight_decay=wd, betas=(momentum, 0.999))
+        case "adam":
+            return torch.optim.Adam(params, lr=lr, weight_decay=wd, betas=(momentum, 0.999))
+        case "sgd":
+            return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=momentum)
+    raise ArchError(f"optimizer '{s['optimizer']}' is not supported yet",
+                    hint="use adamw, adam or sgd")
+
+
+def _lr_factor(schedule: str, total: int, warmup: int) -> Callable[[int], float]:
+    """The learning-rate multiplier at each step: linear warm-up to 1, then the schedule's
+    decay over the remaining steps (cosine and linear reach 0 at the last step)."""
+    if schedule not in ("cosine", "linear", "constant"):
+        raise ArchError(f"schedule '{schedule}' is not supported yet",
+                        hint="use cosine, linear or constant")
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0 - progress if schedule == "linear" else 1.0
+    return factor
+
+
+def _aux_loss(model: nn.Module) -> torch.Tensor | None:
+    """The sum of every submodule's `aux_loss()` (None when no module has one)."""
+    losses = [getattr(m, "aux_loss")() for m in model.modules()  # noqa: B009 (duck-typed)
+              if callable(getattr(m, "aux_loss", None))]
+    return torch.stack([torch.as_tensor(x).sum() for x in losses]).sum() if losses else None
+
+
+class _Failed(Exception):
+    """Ends a run as a failed trial with this reason."""
+
+
+class _Run:
+    """One training run's state; `run` is the loop, `_epoch` one pass over the data."""
+
+    def __init__(self, model: nn.Module, task: Task, settings: dict[str, Any], seed: int,
+                 budget_epochs: int | None, budget_seconds: float | None,
+                 report: Report | None) -> None:
+        self.model, self.task, self.s, self.report = model, task, settings, report
+        self.budget_seconds = budget_seconds
+        n, batch = len(task.train[1]), int(settings["batch"])
+        self.epochs = int(budget_epochs or settings["epochs"])
+        per_epoch = math.ceil(n / batch)
+        self.total = int(settings["steps"]) or self.epochs * per_epoch
+        if settings["steps"]:
+            self.epochs = math.ceil(self.total / per_epoch)
+        torch.manual_seed(seed)
+        self.order = torch.Generator().manual_seed(seed)
+        self.optimizer = _optimizer(model, settings)
+        warmup = round(settings["warmup"] * self.total)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _lr_factor(settings["schedule"], self.total, warmup))
+        self.steps, self.start = 0, time.perf_counter()
+
+    def _out_of_time(self) -> bool:
+        return (self.budget_seconds is not None
+                and time.perf_counter() - self.start >= self.budget_seconds)
+
+    def run(self) -> TrainResult:
+        history: list[dict[str, float]] = []
+        for epoch in range(1, self.epochs + 1):
+            try:
+                train_loss = self._epoch()
+                val = evaluate(self.model, self.task, "val")
+            except _Failed as failure:
+                return self._result("failed", str(failure), history)
+            except Exception as error:  # any model error fails the trial, not the search
+                return self._result("failed", _reason(error), history)
+            history.append({"train_loss": train_loss, "val_loss": val["loss"],
+                            "val_accuracy": val["accuracy"]})
+            if self.report is not None:
+                self.report(epoch, dict(history[-1]))
+            if self.steps >= self.total:
+                break
+            if self._out_of_time():
+                return self._result("complete", f"time budget reached after {epoch} epochs",
+                                    history)
+        return self._result("complete", None, history)
+
+    def _epoch(self) -> float:
+        """One pass over a fresh permutation of the training split; the mean training loss."""
+        x, y = self.task.train
+        self.model.train()
+        total, count = 0.0, 0
+        for index in torch.randperm(len(y), generator=self.order).split(int(self.s["batch"])):
+            if self.steps >= self.total or (count and self._out_of_time()):
+                break
+            loss = self._step(x[index], y[index])
+            total, count = total + loss * len(index), count + len(index)
+        return total / max(1, count)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        logits = self.model(x)  # (b, classes)
+        loss = nn.functional.cross_entropy(logits, y,
+                                           label_smoothing=float(self.s["label_smoothing"]))
+        aux = _aux_loss(self.model)
+        if aux is not None:
+            loss = loss + aux
+        if not torch.isfinite(loss):
+            raise _Failed(f"loss is {loss.item()} (NaN/inf) at step {self.steps + 1}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.s["grad_clip"] > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), float(self.s["grad_clip"]))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.steps += 1
+        return loss.item()
+
+    def _result(self, status: str, reason: str | None,
+                history: list[dict[str, float]]) -> TrainResult:
+        return TrainResult(status, reason, tuple(history), len(history), self.steps,
+                           time.perf_counter() - self.start)
+
+
+def _reason(error: Exception) -> str:
+    """A failed trial's reason: out of memory named as such, else the exception's message."""
+    message = str(error) or type(error).__name__
+    if isinstance(error, RuntimeError | MemoryError) and (
+            "out of memory" in message.lower() or isinstance(error, MemoryError)):
+        return f"out of memory: {message}"
+    return f"{type(error).__name__}: {message}"
