@@ -211,12 +211,17 @@ def search(
         console.print(f"trial {outcome.number:>3}  {outcome.status:<8} val_accuracy {score}  "
                       f"params {outcome.params or 0:>8,}  {outcome.seconds:6.1f}s{note}")
 
+    budget = defaults.get("budget") or {}
+    assert isinstance(budget, dict)  # the checker makes budgets {"seconds": …} or {"epochs": …}
     try:
         result = run_search(
             space, spec_text=spec.read_text(encoding="utf-8"),
             searcher=searcher or str(defaults.get("searcher", "random")),
             trials=trials or int(defaults.get("trials", 20)),  # type: ignore[call-overload]
-            task=task, storage=storage, study=study, seed=seed, epochs=epochs, on_trial=show)
+            task=task, storage=storage or defaults.get("storage") or None,  # type: ignore[arg-type]
+            study=study or defaults.get("study") or None,  # type: ignore[arg-type]
+            seed=seed, epochs=epochs or budget.get("epochs"), seconds=budget.get("seconds"),
+            on_trial=show)
     except KeyboardInterrupt:
         console.print("[yellow]stopped[/]: every finished trial is stored; run the same command "
                       "to resume")
