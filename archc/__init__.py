@@ -3,6 +3,7 @@
 The public API mirrors the CLI: `load` / `loads` check a spec into a `Space` (`archc check`);
 `Space.sample`, `Space.enumerate`, `Space.validate` work on its points (`archc sample`);
 `compile` turns a point into a torch.fx GraphModule with its cost (`archc compile`);
+`archc.search(spec, …)` runs a search and returns its optuna study (`archc search`);
 `format_spec` prints canonical source (`archc fmt`).
 
 Package map:
@@ -78,4 +79,7 @@ def __getattr__(name: str) -> object:
     if name == "Space":
         from archc.dsl.space import Space
         return Space
+    if name == "search":  # the subpackage, callable as `archc.search(spec, …)`; loaded lazily
+        import importlib
+        return importlib.import_module("archc.search")
     raise AttributeError(name)

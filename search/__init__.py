@@ -10,6 +10,12 @@ training them is the trainer's job.
 
 from __future__ import annotations
 
+import sys
+import types
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from archc.dsl.space import Space
 from archc.search._optuna import NSGAII, TPE
 from archc.search.base import BaseSearcher, Result, score_of
 from archc.search.evolution import RegularizedEvolution
@@ -21,6 +27,9 @@ from archc.search.smbo import SMBO
 __all__ = ["BaseSearcher", "Result", "score_of", "SEARCHERS", "RandomSearch", "MCTS",
            "RegularizedEvolution", "LocalSearch", "SMBO", "TPE", "NSGAII"]
 
+if TYPE_CHECKING:
+    import optuna
+
 SEARCHERS: dict[str, type[BaseSearcher]] = {
     "random": RandomSearch,
     "mcts": MCTS,
@@ -31,3 +40,23 @@ SEARCHERS: dict[str, type[BaseSearcher]] = {
 }
 """Searcher name (as `--searcher` and `search { searcher = … }` spell it) → class. NSGA-II takes
 a tuple of scores (several objectives), so it is chosen by the multi-objective path instead."""
+
+
+class _Search(types.ModuleType):
+    """`archc.search` is this package AND the Python face of `archc search`: the package's name
+    is taken by the subpackage (importing it replaces any attribute of that name on `archc`), so
+    the module itself is made callable. `archc.search(spec, trials=20)` returns the study."""
+
+    def __call__(self, spec: str | Path | Space, **options: Any) -> optuna.Study:
+        """Search a spec (a path or a loaded Space) like `archc search`; options are those of
+        `archc.search.runner.run_search` (searcher, trials, task, storage, study, seed, epochs,
+        seconds, threads, on_trial)."""
+        import archc
+        from archc.search.runner import run_search
+        if isinstance(spec, Space):
+            return run_search(spec, **options)
+        text = Path(spec).read_text(encoding="utf-8")
+        return run_search(archc.load(spec), spec_text=text, **options)
+
+
+sys.modules[__name__].__class__ = _Search

@@ -80,3 +80,11 @@ def test_archc_search_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert (tmp_path / "archc.db").is_file()  # the default storage, here
     bad = CliRunner().invoke(app, ["search", str(spec), "--searcher", "genetic"])
     assert bad.exit_code == 1 and "unknown searcher 'genetic'" in bad.stderr
+
+
+def test_search_from_python_returns_the_study(tmp_path: Path) -> None:
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(SPEC)
+    study = archc.search(spec, trials=2, task="digits", storage=f"sqlite:///{tmp_path / 'p.db'}")
+    assert isinstance(study, optuna.Study) and len(study.trials) == 2
+    assert study.study_name == "tiny"
