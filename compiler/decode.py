@@ -37,8 +37,7 @@ class BlockSpec:
 def decode(space: Space, point: Mapping[str, Any], task: Mapping[str, Any] | None = None,
            dims: Mapping[str, int] | None = None) -> Arch:
     """Build the Arch of `point` (validated first: PointError says what is wrong with it)."""
-    trace = space.trace(point)
-    space.validate(point, task)
+    trace = space.validated_trace(point, task)
     decoder = _Decoder(space, trace, dict(task or {}), dict(dims or {}))
     env = _Env()
     decoder.seq(space.body, env, ())

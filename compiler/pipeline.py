@@ -50,4 +50,4 @@ def compile_point(space: Space, point: Mapping[str, Any], task: Mapping[str, Any
     arch = decode(space, point, task, dims)
     measured = cost(prune(arch))
     check_deferred(space, point, measured)
-    return Compiled(space.validate(point, task), arch, measured, lower(arch, passes))
+    return Compiled(Point(point), arch, measured, lower(arch, passes))  # decode validated it

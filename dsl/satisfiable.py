@@ -37,7 +37,8 @@ def check_satisfiable(space: Space) -> None:
     if not space.continuous and space.size <= ENUMERATE_UP_TO:
         if any(holds(space.trace(p)) for p in space.enumerate(constrained=False)):
             return
-        raise CheckError(space._unsatisfied(failures, space.size, exhaustive=True).diagnostics)
+        error = space.unsatisfied_error(failures, space.size, exhaustive=True)
+        raise CheckError(error.diagnostics)
     rng = random.Random(0)
     modes = ("decision", "arch")
     deadline = time.monotonic() + SECONDS
@@ -46,4 +47,4 @@ def check_satisfiable(space: Space) -> None:
         if holds(space.draw(rng, modes[tried % 2])):
             return
         tried += 1
-    raise CheckError(space._unsatisfied(failures, tried, exhaustive=False).diagnostics)
+    raise CheckError(space.unsatisfied_error(failures, tried, exhaustive=False).diagnostics)

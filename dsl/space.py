@@ -135,7 +135,7 @@ class Space:
                 return Point(trace.values)
             for req in failed:
                 failures[id(req)] = failures.get(id(req), 0) + 1
-        raise self._unsatisfied(failures, MAX_TRIES, exhaustive=False)
+        raise self.unsatisfied_error(failures, MAX_TRIES, exhaustive=False)
 
     def draw(self, rng: random.Random, uniform: str = "decision",
              partial: Mapping[str, Scalar] | None = None) -> Trace:
@@ -155,7 +155,7 @@ class Space:
 
         return walk(self.root, decide)
 
-    def _unsatisfied(self, failures: dict[int, int], tried: int, exhaustive: bool
+    def unsatisfied_error(self, failures: dict[int, int], tried: int, exhaustive: bool
                      ) -> SpaceError:
         """The error for constraints that held for none of `tried` points, naming the
         `require` that failed most often. Only an exhaustive check may say "no point"."""
@@ -199,12 +199,18 @@ class Space:
     def validate(self, point: Mapping[str, Scalar], task: Mapping[str, Scalar] | None = None
                  ) -> Point:
         """The point as a `Point` if it belongs to this space; PointError says why not."""
+        return Point(self.validated_trace(point, task).values)
+
+    def validated_trace(self, point: Mapping[str, Scalar],
+                        task: Mapping[str, Scalar] | None = None) -> Trace:
+        """`trace`, also checking every `require` (what `validate` and the decoder need from one
+        walk)."""
         trace = self.trace(point)
         failed = failing_requires(trace, task)
         if failed:
             raise PointError([Diagnostic(f"the point violates `require {r.text}`", r.span)
                               for r in failed])
-        return Point(trace.values)
+        return trace
 
     def _extra(self, path: str, trace: Trace) -> Diagnostic:
         templates = {p for p, _ in self.decisions()}

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from archc.library.base import block, hp
-from archc.library.standard import ACTIVATIONS, FLOAT_LAYOUTS
+from archc.library.standard import ACTIVATIONS, FLOAT_LAYOUTS, Linear
 from archc.library.tensor import Hyperparams, ShapeError, TensorType
 
 if TYPE_CHECKING:
@@ -156,20 +156,24 @@ class LmHead:
     vocab = hp("int", doc="number of distinct tokens (usually task.vocab)", low=1)
     bias = hp("bool", False, doc="learn a bias per token")
 
+    # A linear map to `vocab` features on sequences: Linear's rules, on Linear's terms.
     @staticmethod
     def shape(h: Hyperparams, x: TensorType) -> TensorType:
         x.expect("seq", block="lm_head")
-        return x.with_last(h.vocab)
+        return Linear.shape(_as_linear(h), x)
 
     @staticmethod
     def params(h: Hyperparams, x: TensorType) -> int:
-        return x.last * h.vocab + (h.vocab if h.bias else 0)
+        return Linear.params(_as_linear(h), x)
 
     @staticmethod
     def flops(h: Hyperparams, x: TensorType) -> int:
-        return 2 * x.positions * x.last * h.vocab
+        return Linear.flops(_as_linear(h), x)
 
     @staticmethod
     def build(h: Hyperparams, x: TensorType) -> nn.Module:
-        from torch import nn
-        return nn.Linear(x.last, h.vocab, bias=h.bias)
+        return Linear.build(_as_linear(h), x)
+
+
+def _as_linear(h: Hyperparams) -> Hyperparams:
+    return Hyperparams({"out": h.vocab, "bias": h.bias})

@@ -36,17 +36,24 @@ def test_fold_constants_computes_constant_subgraphs_once() -> None:
     assert torch.equal(gm.folded_1, torch.tensor([5.0, 10.0]))
 
 
-def test_passes_keep_outputs_of_cells_with_zero_and_skip_edges() -> None:
-    space = archc.load("examples/nb201.arch")
-    point = {"nb_cell.n1.op": "none", "nb_cell.n2.op": "conv1", "nb_cell.n2.op#2": "skip",
-             "nb_cell.return.op": "pool", "nb_cell.return.op#2": "none",
-             "nb_cell.return.op#3": "conv3"}
-    arch = decode(space, point, {"classes": 10})
+def _nb201_with_and_without_passes(ops: tuple[str, ...]) -> tuple[fx.GraphModule, ...]:
+    """The NB201 network of the cell whose six edges carry `ops`, lowered without and with the
+    passes, sharing weights; asserts the two compute the same."""
+    keys = ("nb_cell.n1.op", "nb_cell.n2.op", "nb_cell.n2.op#2", "nb_cell.return.op",
+            "nb_cell.return.op#2", "nb_cell.return.op#3")
+    arch = decode(archc.load("examples/nb201.arch"), dict(zip(keys, ops, strict=True)),
+                  {"classes": 10})
     plain = lower(arch, passes=False).eval()
     passed = run_passes(lower(arch, passes=False)).eval()
     passed.load_state_dict(plain.state_dict(), strict=False)
     x = torch.randn(2, 3, 32, 32)
     assert torch.allclose(plain(x), passed(x), atol=1e-6)
+    return plain, passed
+
+
+def test_passes_keep_outputs_of_cells_with_zero_and_skip_edges() -> None:
+    plain, passed = _nb201_with_and_without_passes(
+        ("none", "conv1", "skip", "pool", "none", "conv3"))
     blocks = {n.meta.get("block") for n in passed.graph.nodes}
     assert "zero" not in blocks and "identity" not in blocks
     # passes only ever remove modules
@@ -55,16 +62,8 @@ def test_passes_keep_outputs_of_cells_with_zero_and_skip_edges() -> None:
 
 
 def test_a_cell_that_computes_zero_keeps_only_what_follows_it() -> None:
-    space = archc.load("examples/nb201.arch")
-    point = {"nb_cell.n1.op": "none", "nb_cell.n2.op": "conv1", "nb_cell.n2.op#2": "none",
-             "nb_cell.return.op": "none", "nb_cell.return.op#2": "pool",
-             "nb_cell.return.op#3": "none"}
-    arch = decode(space, point, {"classes": 10})
-    plain = lower(arch, passes=False).eval()
-    passed = lower(arch).eval()
-    passed.load_state_dict(plain.state_dict(), strict=False)
-    x = torch.randn(2, 3, 32, 32)
-    assert torch.allclose(plain(x), passed(x), atol=1e-6)
+    plain, passed = _nb201_with_and_without_passes(
+        ("none", "conv1", "none", "none", "pool", "none"))
     assert "new_zeros" in passed.code and "self.conv2d(" not in passed.code  # the stem is dead
     assert "self.conv2d(" in plain.code
 
