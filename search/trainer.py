@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -31,11 +31,10 @@ from archc.dsl.fields import TRAIN_FIELDS
 from archc.dsl.space import Space
 from archc.dsl.walk import evaluate as evaluate_value
 from archc.errors import ArchError
-from archc.search.tasks import Task
+from archc.search.tasks_base import Report, Task
 
 __all__ = ["TrainResult", "train", "evaluate", "train_settings"]
 
-Report = Callable[[int, dict[str, float]], None]
 _EVAL_BATCH = 1024
 
 
@@ -82,23 +81,30 @@ def train_settings(space: Space, point: Mapping[str, Any]) -> dict[str, Any]:
 
 def train(compiled: Any, task: Task, settings: Mapping[str, Any], *, seed: int,
           budget_epochs: int | None = None, budget_seconds: float | None = None,
-          report: Report | None = None, threads: int | None = None) -> TrainResult:
+          report: Report | None = None, threads: int | None = None,
+          test: bool = False) -> TrainResult:
     """Train `compiled.module` in place on `task.train`, scoring `task.val` after each epoch.
 
     `budget_epochs` replaces the settings' epoch count (the schedule is sized to it); a
     positive `steps` setting stops training after that many optimizer steps instead;
     `budget_seconds` stops early but counts as a normal finish. `report(epoch, metrics)` is
-    called after each epoch (1-based); what it raises propagates.
+    called after each epoch (1-based); what it raises propagates. With `test`, the last
+    epoch's metrics also hold the test split's (test_accuracy, test_loss): `archc evaluate`.
     """
     model: nn.Module = getattr(compiled, "module", compiled)
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _Run(model, task, dict(settings), seed, budget_epochs, budget_seconds,
-                    report).run()
+        result = _Run(model, task, dict(settings), seed, budget_epochs, budget_seconds,
+                      report).run()
+        if test and result.ok and result.history:
+            scores = {f"test_{k}": v for k, v in evaluate(model, task, "test").items()}
+            result = replace(result, history=(*result.history[:-1],
+                                              {**result.history[-1], **scores}))
     finally:
         torch.set_num_threads(previous_threads)
+    return result
 
 
 def evaluate(module: Any, task: Task, split: str = "test") -> dict[str, float]:

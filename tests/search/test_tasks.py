@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
@@ -64,3 +65,24 @@ def test_mnist1d_shapes_and_rng_untouched() -> None:
     assert task.train[0].shape[1:] == (1, 40) and task.test[0].shape[1:] == (1, 40)
     assert set(task.val[1].tolist()) == set(range(10))
     assert torch.equal(task.train[0], tasks._mnist1d().train[0])
+
+
+def test_fit_trains_and_adds_test_metrics_on_request() -> None:
+    import archc
+    from archc.search.trainer import train_settings
+
+    spec = archc.load(Path(__file__).resolve().parents[2] / "examples" / "digits_cnn.arch")
+    point = {"width": 16, "blocks": 1, "blocks[0].one_of": "conv_bn_relu",
+             "blocks[0].conv_bn_relu.k": 3, "blocks[0].pool": True, "optional": False,
+             "train.optimizer": "adamw", "train.lr": 3e-3, "train.batch": 64,
+             "train.weight_decay": 1e-4}
+    task = get_task("digits")
+    assert dict(task.metrics) == {"val_accuracy": "maximize", "val_loss": "minimize"}
+    torch.manual_seed(0)
+    compiled = archc.compile(spec, point, task.constants)
+    result = task.fit(compiled, train_settings(spec, point), seed=0, budget_epochs=1,
+                      test=True)
+    assert result.ok and {"val_accuracy", "test_accuracy", "test_loss"} <= set(result.metrics)
+    assert 0.0 <= result.metrics["test_accuracy"] <= 1.0
+    plain = task.fit(compiled, train_settings(spec, point), seed=0, budget_epochs=1)
+    assert "test_accuracy" not in plain.metrics
