@@ -49,14 +49,15 @@ class _Search(types.ModuleType):
 
     def __call__(self, spec: str | Path | Space, **options: Any) -> optuna.Study:
         """Search a spec (a path or a loaded Space) like `archc search`; options are those of
-        `archc.search.runner.run_search` (searcher, trials, task, storage, study, seed, epochs,
-        seconds, threads, on_trial)."""
+        `archc.search.runner.run_search` and `archc.search.plan.make_plan` (searcher, trials,
+        task, data, objective, pruner, storage, study, seed, epochs, seconds, threads,
+        on_trial)."""
         import archc
         from archc.search.runner import run_search
         if isinstance(spec, Space):
             return run_search(spec, **options)
         text = Path(spec).read_text(encoding="utf-8")
-        return run_search(archc.load(spec), spec_text=text, **options)
+        return run_search(archc.load(spec), spec_text=text, spec_name=str(spec), **options)
 
 
 sys.modules[__name__].__class__ = _Search

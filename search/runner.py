@@ -2,24 +2,32 @@
 
 Every trial lands in the study whatever happens to it: a point the compiler refuses (a located
 user error, such as a violated `require params < …`), a training failure (NaN loss, out of
-memory) and a success are all recorded with their reason, and the loop goes on. A point whose
-network was already trained with the same training settings reuses that result (the stored
-key is `<structural hash>:<settings hash>`: joint searches vary the settings too). Re-running
-the same search resumes: the searcher is restored from the study's history and the loop runs
-until the study holds `trials`.
+memory), a trial a pruner stopped and a success are all recorded with their reason, and the
+loop goes on. A point whose network was already trained with the same training settings reuses
+that result (the stored key is `<structural hash>:<settings hash>`: joint searches vary the
+settings too).
 
-This module imports torch (through the trainer); the searchers themselves do not.
+Resuming: re-running the same search restores the searcher from the study's history and runs
+until the study holds `trials`. A process that was killed leaves its trial RUNNING; the next
+run marks such stale trials failed ("interrupted") before it starts, and numbering goes on.
+Ctrl-C records the running trial as failed ("interrupted") and raises `Interrupted`, which
+carries the study, so nothing finished is lost.
+
+Several objectives (`objectives.py`) search with NSGA-II in a multi-objective optuna study;
+pruners (`pruners.py`) stop weak trials from their per-epoch reports.
+This module imports torch (through the tasks); the searchers themselves do not.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import statistics
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
-from typing import cast
+from typing import Any
 
 import optuna
 import torch
@@ -29,86 +37,179 @@ from archc.compiler.identity import structural_hash
 from archc.dsl.point import Point
 from archc.dsl.space import Space
 from archc.errors import ArchError
-from archc.search import SEARCHERS
-from archc.search.study import begin_trial, find_by_hash, history, open_study, record_trial
-from archc.search.tasks import Task, get_task
-from archc.search.trainer import train, train_settings
+from archc.search.objectives import Objective, signed
+from archc.search.plan import Plan, make_plan
+from archc.search.study import begin_trial, find_by_hash, history, mark_interrupted, record_trial
+from archc.search.tasks import Task
 
-__all__ = ["Outcome", "run_search"]
-
-OBJECTIVE = "val_accuracy"
-"""The score searchers maximise (several objectives arrive with the multi-objective runner)."""
+__all__ = ["Outcome", "Interrupted", "run_search", "cost_metrics"]
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """One finished trial, as the CLI's live progress shows it."""
+    """One finished trial, as the CLI's live progress shows it. `values` are the objectives'
+    values in order (None when the trial failed); `score` is the first of them."""
 
     number: int
-    status: str
-    score: float | None
+    status: str  # complete | fail | pruned | reused
+    values: tuple[float, ...] | None
     params: int | None
     seconds: float
     reason: str | None = None
     reused: bool = False
 
+    @property
+    def score(self) -> float | None:
+        return self.values[0] if self.values else None
 
-def run_search(space: Space, *, spec_text: str = "", searcher: str = "random",
-               trials: int = 20, task: str | None = None, storage: str | None = None,
-               study: str | None = None, seed: int = 0, epochs: int | None = None,
-               seconds: float | None = None, threads: int | None = None,
-               on_trial: Callable[[Outcome], None] | None = None) -> optuna.Study:
-    """Search `space` until the study holds `trials` trials, and return the study."""
-    if searcher not in SEARCHERS:
-        raise ArchError(f"unknown searcher '{searcher}'",
-                        hint=f"searchers: {', '.join(SEARCHERS)}")
-    the_task = get_task(task or str(space.search.get("task", "digits")))
-    the_study = open_study(study or space.name, storage)
-    proposer = SEARCHERS[searcher](space, seed=seed)
-    proposer.restore(cast(list[tuple[Point, float | None]], history(the_study)))
-    spec_hash = hashlib.sha256(spec_text.encode()).hexdigest()[:16]
-    while len(the_study.trials) < trials:
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a search: the running trial is recorded failed ("interrupted") and the
+    study, with every finished trial, is `self.study`."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        super().__init__("search interrupted")
+        self.study = study
+
+
+def run_search(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
+               on_trial: Callable[[Outcome], None] | None = None,
+               on_start: Callable[[Plan, optuna.Study], None] | None = None,
+               **options: Any) -> optuna.Study:
+    """Search `space` until the study holds `trials` trials, and return the study. Options
+    (searcher, trials, task, data, objective, pruner, storage, study, seed, epochs, seconds,
+    threads) override the spec's `search { }`; see `plan.make_plan`."""
+    plan = make_plan(space, spec_text=spec_text, spec_name=spec_name, **options)
+    study = plan.open()
+    mark_interrupted(study)
+    proposer = plan.searcher()
+    proposer.restore([(p, _told(plan.objectives, r)) for p, r in history(study)])
+    if on_start is not None:
+        on_start(plan, study)
+    while len(study.trials) < plan.trials:
         point = proposer.ask()
-        trial = begin_trial(the_study, space, point)
-        outcome = _run_trial(space, the_study, trial, point, the_task, spec_hash,
-                             seed + trial.number, epochs, seconds, threads)
-        proposer.tell(point, outcome.score)
+        trial = begin_trial(study, space, point)
+        try:
+            outcome = _Trial(plan, study, trial, point).run()
+        except KeyboardInterrupt:
+            mark_interrupted(study, trial.number)
+            raise Interrupted(study) from None
+        proposer.tell(point, _told(plan.objectives, outcome.values))
         if on_trial is not None:
             on_trial(outcome)
-    return the_study
+    return study
 
 
-def _run_trial(space: Space, study: optuna.Study, trial: optuna.Trial, point: Point,
-               task: Task, spec_hash: str, seed: int, epochs: int | None,
-               seconds: float | None, threads: int | None) -> Outcome:
-    start = time.perf_counter()
-    record = partial(record_trial, study, trial, point=point, seed=seed, spec_hash=spec_hash)
-    try:
-        torch.manual_seed(seed)
-        built = archc.compile(space, point, task.constants, task.dims)
-    except ArchError as err:
-        reason = err.diagnostics[0].message
-        record(structural_hash="", status="fail", reason=reason,
-               wall_time=time.perf_counter() - start)
-        return Outcome(trial.number, "fail", None, None, time.perf_counter() - start, reason)
-    settings = train_settings(space, point)
-    key = f"{structural_hash(built.arch)}:{_digest(settings)}"
-    record = partial(record, structural_hash=key, params=built.cost.params,
-                     flops=built.cost.flops)
-    earlier = find_by_hash(study, key)
-    if earlier is not None:
-        record(value=earlier.value, reason=f"same network and settings as trial "
-               f"{earlier.number}", wall_time=0.0,
-               metrics_per_epoch=earlier.user_attrs.get("metrics_per_epoch", ()))
-        return Outcome(trial.number, "reused", earlier.value, built.cost.params,
-                       time.perf_counter() - start, reused=True)
-    result = train(built, task, settings, seed=seed, budget_epochs=epochs,
-                   budget_seconds=seconds, threads=threads)
-    score = result.metrics.get(OBJECTIVE) if result.ok else None
-    record(value=score, status="complete" if result.ok else "fail", reason=result.reason,
-           metrics_per_epoch=result.history, wall_time=result.seconds)
-    return Outcome(trial.number, "complete" if result.ok else "fail", score,
-                   built.cost.params, time.perf_counter() - start, result.reason)
+def _told(objectives: Sequence[Objective], result: object) -> object:
+    """A stored result as the searcher takes it: maximised scores, one float or a tuple."""
+    if result is None:
+        return None
+    values = signed(objectives, result if isinstance(result, Sequence) else (result,))
+    return values[0] if len(values) == 1 else values
+
+
+@dataclass
+class _Trial:
+    """One trial's run: compile, cost, reuse or fit, record."""
+
+    plan: Plan
+    study: optuna.Study
+    trial: optuna.Trial
+    point: Point
+    start: float = field(default_factory=time.perf_counter)
+
+    def run(self) -> Outcome:
+        plan, number = self.plan, self.trial.number
+        seed = plan.seed + number
+        record = partial(record_trial, self.study, self.trial, point=self.point, seed=seed,
+                         spec_hash=plan.spec_hash)
+        try:
+            torch.manual_seed(seed)
+            built = archc.compile(plan.space, self.point, plan.task.constants, plan.task.dims)
+        except ArchError as err:
+            reason = err.diagnostics[0].message
+            record(structural_hash="", status="fail", reason=reason, wall_time=self._took())
+            return Outcome(number, "fail", None, None, self._took(), reason)
+        try:
+            costs = cost_metrics(built, plan.task, latency="latency_ms" in plan.metric_names)
+        except Exception as error:  # a model that cannot run fails its trial, not the search
+            reason = f"{type(error).__name__}: {error}"
+            record(structural_hash="", status="fail", reason=reason, wall_time=self._took())
+            return Outcome(number, "fail", None, built.cost.params, self._took(), reason)
+        settings = plan.settings(self.point)
+        key = f"{structural_hash(built.arch)}:{_digest(settings)}"
+        record = partial(record, structural_hash=key, params=built.cost.params,
+                         flops=built.cost.flops)
+        earlier = find_by_hash(self.study, key)
+        if earlier is not None:
+            reason = f"same network and settings as trial {earlier.number}"
+            record(value=earlier.values, reason=reason, wall_time=0.0,
+                   metrics_per_epoch=earlier.user_attrs.get("metrics_per_epoch", ()))
+            return Outcome(number, "reused", tuple(earlier.values), built.cost.params,
+                           self._took(), reason, reused=True)
+        epochs: list[dict[str, float]] = []
+        try:
+            result = plan.task.fit(built, settings, seed=seed, budget_epochs=plan.epochs,
+                                   budget_seconds=plan.seconds, threads=plan.threads,
+                                   report=partial(self._report, epochs))
+        except optuna.TrialPruned:
+            last = epochs[-1] if epochs else {}
+            reason = f"pruned after {len(epochs)} epoch(s)"
+            record(status="pruned", reason=reason, metrics_per_epoch=epochs,
+                   wall_time=self._took())
+            value = last.get(plan.objectives[0].metric)
+            return Outcome(number, "pruned", None if value is None else (value,),
+                           built.cost.params, self._took(), reason)
+        metrics = {**result.metrics, **costs}
+        values, reason = _values(plan.objectives, metrics) if result.ok else (None,
+                                                                             result.reason)
+        status = "complete" if values is not None else "fail"
+        record(value=values, status=status, reason=reason, metrics_per_epoch=result.history,
+               wall_time=result.seconds)
+        return Outcome(number, status, values, built.cost.params, self._took(), reason)
+
+    def _report(self, epochs: list[dict[str, float]], epoch: int,
+                metrics: dict[str, float]) -> None:
+        """Per-epoch: keep the metrics; with a pruner, report the objective and maybe prune."""
+        epochs.append(dict(metrics))
+        metric = self.plan.objectives[0].metric
+        if self.plan.prunes and metric in metrics:
+            self.trial.report(float(metrics[metric]), epoch)
+            if self.trial.should_prune():
+                raise optuna.TrialPruned()
+
+    def _took(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def _values(objectives: Sequence[Objective], metrics: dict[str, float]
+            ) -> tuple[tuple[float, ...] | None, str | None]:
+    missing = [o.metric for o in objectives if metrics.get(o.metric) is None]
+    if missing:
+        return None, f"no value for {', '.join(missing)}"
+    return tuple(float(metrics[o.metric]) for o in objectives), None
+
+
+def cost_metrics(built: Any, task: Task, *, latency: bool = False, repeats: int = 5
+                 ) -> dict[str, float]:
+    """params and FLOPs from the cost model; with `latency`, the median wall time in ms of
+    `repeats` forward passes on 32 validation inputs (eval mode, no grad, after one warm-up)."""
+    out: dict[str, float] = {"params": float(built.cost.params),
+                             "flops": float(built.cost.flops)}
+    if latency:
+        module, batch = built.module, task.val[0][:32]
+        was_training = module.training
+        module.eval()
+        times = []
+        with torch.no_grad():
+            module(batch)
+            for _ in range(repeats):
+                begin = time.perf_counter()
+                module(batch)
+                times.append(1000 * (time.perf_counter() - begin))
+        module.train(was_training)
+        out["latency_ms"] = statistics.median(times)
+    return out
 
 
 def _digest(settings: dict[str, object]) -> str:

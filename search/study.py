@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -26,7 +28,7 @@ from archc.dsl.space import Space
 from archc.search._optuna import TrialState, optuna, running_trial, suggest_point
 
 __all__ = ["DEFAULT_STORAGE", "open_study", "begin_trial", "record_trial", "history",
-           "find_by_hash"]
+           "find_by_hash", "mark_interrupted", "INTERRUPTED"]
 
 DEFAULT_STORAGE = "sqlite:///archc.db"
 """A SQLite file `archc.db` in the working directory."""
@@ -35,13 +37,19 @@ STATES = {"complete": TrialState.COMPLETE, "fail": TrialState.FAIL,
           "pruned": TrialState.PRUNED}
 """`status` as `record_trial` takes it → optuna's trial state."""
 
+INTERRUPTED = "interrupted"
+"""The reason of a trial whose process stopped (Ctrl-C, or killed) before it finished."""
+
 
 def open_study(name: str, storage: str | None = None,
-               directions: Sequence[str] = ("maximize",)) -> optuna.Study:
-    """Open study `name` in `storage` (default `DEFAULT_STORAGE`), creating it if needed."""
+               directions: Sequence[str] = ("maximize",),
+               pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
+    """Open study `name` in `storage` (default `DEFAULT_STORAGE`), creating it if needed.
+    `pruner` judges the per-epoch reports of this process's trials (optuna keeps no pruner
+    in storage)."""
     return optuna.create_study(study_name=name, storage=storage or DEFAULT_STORAGE,
                                directions=[cast(Any, d) for d in directions],
-                               load_if_exists=True)
+                               pruner=pruner, load_if_exists=True)
 
 
 def begin_trial(study: optuna.Study, space: Space, point: Mapping[str, Scalar]) -> optuna.Trial:
@@ -50,8 +58,48 @@ def begin_trial(study: optuna.Study, space: Space, point: Mapping[str, Scalar]) 
     valid = space.validate(point)
     study.enqueue_trial(dict(valid))
     trial = study.ask()
+    trial.set_user_attr("worker", _WORKER)
+    trial.set_user_attr("point", dict(valid))
     suggest_point(space, trial)
     return trial
+
+
+_WORKER = f"{socket.gethostname()}:{os.getpid()}"
+"""This process, as a running trial records it, so a later run can tell a trial whose process
+died (stale) from one another live worker is running."""
+
+
+def mark_interrupted(study: optuna.Study, number: int | None = None) -> list[int]:
+    """Record trial `number` failed with reason "interrupted" if it is still running, or, with
+    no number, every RUNNING trial whose process is gone: one begun on this host by a process
+    that no longer exists, or without a recorded worker. Trials of live workers (other
+    processes, other hosts sharing the storage) are left alone. Returns the numbers marked."""
+    marked = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if (trial.number == number) if number is not None else _stale(trial):
+            live = running_trial(study, trial.number)
+            live.set_user_attr("status", "fail")
+            live.set_user_attr("reason", INTERRUPTED)
+            study.tell(live, state=TrialState.FAIL)
+            marked.append(trial.number)
+    return marked
+
+
+def _stale(trial: optuna.trial.FrozenTrial) -> bool:
+    host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
+    if not pid.isdigit():
+        return True
+    if host != socket.gethostname():
+        return False
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else
+        return False
+    return False
 
 
 def record_trial(study: optuna.Study, trial_or_number: optuna.Trial | int, *,
@@ -80,13 +128,17 @@ def record_trial(study: optuna.Study, trial_or_number: optuna.Trial | int, *,
 
 
 def history(study: optuna.Study) -> list[tuple[Point, object]]:
-    """(point, result) of the completed and failed trials in trial order, for
-    `searcher.restore`: a failed trial's result is None; several objectives give a tuple."""
+    """(point, result) of the finished trials in trial order, for `searcher.restore`: a failed
+    trial's result is None, a pruned one's its last reported value (None if it reported
+    nothing), as the searcher was told live; several objectives give a tuple."""
     out: list[tuple[Point, object]] = []
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL,
+                                                      TrialState.PRUNED))
     for trial in sorted(trials, key=lambda t: t.number):
         point = Point(trial.user_attrs.get("point", trial.params))
-        if trial.state != TrialState.COMPLETE:
+        if trial.state == TrialState.PRUNED:
+            out.append((point, trial.value if trial.values else None))
+        elif trial.state != TrialState.COMPLETE:
             out.append((point, None))
         elif len(trial.values) == 1:
             out.append((point, trial.values[0]))

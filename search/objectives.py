@@ -1,0 +1,119 @@
+"""What a search optimises: one or more metrics, each maximised or minimised.
+
+A spec states them in `search { objective = maximize(val_accuracy), minimize(params) }` (the
+checker turns each into `{"maximize": "val_accuracy"}`); `archc search --objective` overrides
+them with the same spelling. A metric is either one the task reports after training
+(`Task.metrics`, e.g. val_accuracy, val_loss) or a cost of the compiled network, known before
+training: `params` and `flops` from the cost model, `latency_ms` measured on the built module.
+Names are checked when the search starts, so a typo fails before the first trial, with an
+error pointing at the spec's `objective` line.
+
+>>> [str(o) for o in parse_objectives("maximize(val_accuracy), minimize(params)")]
+['maximize(val_accuracy)', 'minimize(params)']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from archc.errors import ArchError, CheckError, Span, did_you_mean
+
+__all__ = ["Objective", "COST_METRICS", "DEFAULT", "from_spec", "parse_objectives",
+           "check_metrics", "signed"]
+
+COST_METRICS = ("params", "flops", "latency_ms")
+"""Metrics of the compiled network itself, known before training (always minimised in
+practice, though `maximize(params)` is allowed)."""
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One metric and whether the search wants it high or low."""
+
+    metric: str
+    direction: str  # "maximize" | "minimize"
+
+    def __str__(self) -> str:
+        return f"{self.direction}({self.metric})"
+
+
+DEFAULT = (Objective("val_accuracy", "maximize"),)
+"""The objective of a spec without one (SEARCH_FIELDS' default)."""
+
+_ONE = re.compile(r"\s*(maximize|minimize)\s*\(\s*([A-Za-z_][A-Za-z_0-9]*)\s*\)\s*")
+
+
+def from_spec(value: object) -> tuple[Objective, ...]:
+    """The objectives of a checked `search { }` value: a list of {"maximize": metric} maps
+    (or one such map); nothing gives `DEFAULT`."""
+    if not value:
+        return DEFAULT
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        if isinstance(item, Mapping):
+            out += [Objective(str(metric), str(sense)) for sense, metric in item.items()]
+    return tuple(out) or DEFAULT
+
+
+def parse_objectives(text: str, flag: str = "--objective") -> tuple[Objective, ...]:
+    """`maximize(val_accuracy), minimize(params)` as written on the command line."""
+    out = []
+    for part in text.split(","):
+        match = _ONE.fullmatch(part)
+        if match is None:
+            raise ArchError(f"{flag} takes maximize(metric) or minimize(metric), comma-"
+                            f"separated, not '{part.strip()}'",
+                            hint=f"e.g. {flag} 'maximize(val_accuracy), minimize(params)'")
+        out.append(Objective(match[2], match[1]))
+    return tuple(out)
+
+
+def check_metrics(objectives: Sequence[Objective], task_metrics: Iterable[str], *,
+                  task: str, spec_text: str = "", spec_name: str = "<spec>") -> None:
+    """Raise a CheckError for each objective naming no metric the task or the cost model
+    gives, located at the spec's `objective` field when the metric is written there."""
+    known = [*task_metrics, *COST_METRICS]
+    problems = []
+    for objective in objectives:
+        if objective.metric in known:
+            continue
+        hint = did_you_mean(objective.metric, known) or f"metrics: {', '.join(known)}"
+        problems.append((f"task '{task}' has no metric '{objective.metric}' (its metrics and "
+                         f"the cost metrics: {', '.join(known)})",
+                         _metric_span(spec_text, spec_name, objective.metric), hint))
+    if problems:
+        from archc.errors import Diagnostic
+        raise CheckError([Diagnostic(message, span, hint) for message, span, hint in problems])
+
+
+def signed(objectives: Sequence[Objective], values: Sequence[float]) -> tuple[float, ...]:
+    """The values as scores to maximise (minimised metrics negated): what searchers take."""
+    return tuple(v if o.direction == "maximize" else -v
+                 for o, v in zip(objectives, values, strict=True))
+
+
+def _metric_span(text: str, name: str, metric: str) -> Span | None:
+    """Where the spec's `search { objective = … }` names `metric` (None when it does not)."""
+    if not text:
+        return None
+    from archc.dsl import ast
+    from archc.dsl.parser import parse
+    try:
+        module = parse(text, name)
+    except ArchError:
+        return None
+    for item in module.items:
+        if not (isinstance(item, ast.Fields) and item.kind == "search"):
+            continue
+        for field in item.fields:
+            if field.name != "objective":
+                continue
+            for value in field.values:
+                if (isinstance(value, ast.Call) and len(value.args) == 1
+                        and isinstance(value.args[0].value, ast.Name)
+                        and value.args[0].value.id == metric):
+                    return value.args[0].value.span
+    return None
