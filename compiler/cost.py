@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from archc.compiler import hyper
 from archc.compiler.arch import Arch
 from archc.dsl.domain import Scalar
 from archc.dsl.space import Space
 from archc.dsl.walk import Unknown, evaluate
 from archc.errors import Diagnostic, PointError
 from archc.library.base import rules
+from archc.library.tensor import TensorType
 
 __all__ = ["Cost", "cost", "check_deferred"]
 
@@ -40,20 +43,28 @@ def cost(arch: Arch) -> Cost:
     params = flops = activations = 0
     counted: set[str] = set()
     for node, data in arch.graph.nodes(data=True):
-        activations += 4 * data["type"].numel
-        if data["kind"] != "block":
+        if data["kind"] != "hc_width":  # its tuple is counted by its items
+            activations += 4 * data["type"].numel * data.get("streams", 1)
+        if data["kind"] not in ("block", *hyper.KINDS):
             continue
         args = arch.args(node)
         if not args:  # a zero whose input was pruned: no parameters, no FLOPs
             continue
-        impl = rules(data["name"])
-        x = arch.type_of(args[0])
-        flops += impl.flops(data["h"], x)
+        own, work = _counts(data, arch.type_of(args[0]))
+        flops += work
         key = data.get("share") or f"#{node}"
         if key not in counted:
             counted.add(key)
-            params += impl.params(data["h"], x)
+            params += own
     return Cost(params, flops, activations)
+
+
+def _counts(data: dict[str, Any], x: TensorType) -> tuple[int, int]:
+    """(parameters, FLOPs) of a block or hyper-connection node given its input type."""
+    if data["kind"] in hyper.KINDS:
+        return hyper.params(data, x), hyper.flops(data, x)
+    impl = rules(data["name"])
+    return impl.params(data["h"], x), impl.flops(data["h"], x)
 
 
 def check_deferred(space: Space, point: Mapping[str, Scalar], measured: Cost) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archc.compiler.arch import Arch
+from archc.compiler.decode_hyper import HyperDecoding, Streams
 from archc.dsl import ir
 from archc.dsl.space import Space
 from archc.dsl.walk import Trace, Unknown, concrete, evaluate
@@ -56,13 +57,15 @@ class _Env:
 
 @dataclass
 class _Copy:
-    """Where nodes being made belong: copy suffixes for module names, and a sharing key."""
+    """Where nodes being made belong: copy suffixes for module names, a sharing key, and
+    whether norms share it too (in a `loop`; not under `share = weights`, as in WideNet)."""
 
     suffix: str = ""
     share: str | None = None
+    norms: bool = False
 
 
-class _Decoder:
+class _Decoder(HyperDecoding):
     def __init__(self, space: Space, trace: Trace, task: dict[str, Any], dims: dict[str, int]
                  ) -> None:
         self.arch = Arch(space.name)
@@ -71,6 +74,13 @@ class _Decoder:
         self.dims = dims
         self.lets: dict[str, tuple[ir.Value, tuple[int, ...]]] = {}
         self.copy = _Copy()
+        self.site: Streams | None = None  # the hyper scope whose sites are being decoded
+
+    def new_copy(self, suffix: str, share: str | None, norms: bool) -> _Copy:
+        return _Copy(suffix, share, norms)
+
+    def new_env(self, x: int) -> _Env:
+        return _Env(current=x)
 
     # ── steps ────────────────────────────────────────────────────────────────────────────────
 
@@ -90,6 +100,10 @@ class _Decoder:
             case ir.Apply():
                 env.current = self.apply(step.block, env.current, concrete(step.path, ix),
                                          ix, step.span)
+            case ir.Bind() | ir.Return() if self.site is not None:
+                raise CheckError("named tensors cannot be hyper-connected: inside hyper { }, "
+                                 "write layers and residual blocks in sequence", step.span,
+                                 "wire the DAG inside a def and use the def as one layer")
             case ir.Bind():
                 node = self.flow(step.flow, env, ix)
                 if step.name:
@@ -116,7 +130,7 @@ class _Decoder:
                 self.seq(step.body, env, (*ix, i))
                 continue
             share = concrete(step.path, ix) if step.share == "weights" else outer.share
-            self.copy = _Copy(f"{outer.suffix}@{i}", share)
+            self.copy = _Copy(f"{outer.suffix}@{i}", share, outer.norms)
             self.seq(step.body, env, ix)
         self.copy = outer
 
@@ -131,6 +145,12 @@ class _Decoder:
             self.seq(value.body, env, ix)
             return env.returned if env.returned is not None else env.current
         assert isinstance(value, ir.Block)
+        if self.site is not None and value.name != "loop":
+            return self.site_apply(value, x, path, ix, span)
+        if value.name == "hyper":
+            return self.hyper(value, x, path, ix, span)
+        if value.name == "hyperloop":
+            return self.hyperloop(value, x, path, ix, span)
         if value.name == "residual":
             env = _Env(current=x)
             self.seq(value.body, env, ix)
@@ -148,18 +168,19 @@ class _Decoder:
             out = impl.shape(h, x_type)
         except ShapeError as err:
             raise CheckError(str(err), value.span or span) from None
-        share = f"{self.copy.share}/{path}" if self.copy.share and not _is_norm(value.name) \
-            else None
+        share = f"{self.copy.share}/{path}" if self.copy.share and (
+            self.copy.norms or not _is_norm(value.name)) else None
         return self.arch.add("block", value.name, out, (x,), h=h, path=path + self.copy.suffix,
                              span=value.span or span, share=share)
 
     def loop(self, value: ir.Block, x: int, path: str, ix: tuple[int, ...],
              span: Span | None) -> int:
-        """`loop(times = r) { body }`: the body r times, one set of weights."""
+        """`loop(times = r) { body }`: the body r times, one set of weights (norms included:
+        it is one layer applied again, as in the Universal Transformer)."""
         times = int(evaluate(dict(value.args)["times"], self.values, ix, self.task))
         outer = self.copy
         for i in range(times):
-            self.copy = _Copy(f"{outer.suffix}@{i}", outer.share or path)
+            self.copy = _Copy(f"{outer.suffix}@{i}", outer.share or path, True)
             env = _Env(current=x)
             self.seq(value.body, env, ix)
             if self.arch.type_of(env.current) != self.arch.type_of(x):

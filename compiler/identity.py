@@ -57,6 +57,7 @@ from typing import Any
 
 import networkx as nx
 
+from archc.compiler import hyper
 from archc.compiler.arch import Arch
 from archc.compiler.decode import BlockSpec
 from archc.library.base import implementation
@@ -136,8 +137,7 @@ class _Pruner:
         if key in self.made:
             return self.made[key]
         pure = _is_pure(data, self.new.type_of(args[0]) if args else data["type"])
-        kept = ("path", "span") + (("h",) if data["kind"] == "block" else ()) + \
-            (() if pure else ("share",))
+        kept = ("path", "span", "h", "streams") + (() if pure else ("share",))
         extra = {k: data[k] for k in kept if k in data}
         new = self.new.add(data["kind"], data["name"], data["type"], args, **extra)
         if data["kind"] == "input":
@@ -197,7 +197,7 @@ def _label(data: Mapping[str, Any], position: int | None = None) -> str:
     """What a node computes: `conv_bn_relu(k=3, out=0, stride=1) -> float[16, 32, 32] (chw)`."""
     if data["kind"] == "input":
         return f"input {position}: {data['type']}"
-    if data["kind"] != "block":
+    if "h" not in data:  # sums and concats
         return f"{data['kind']} -> {data['type']}"
     return f"{data['name']}({_canonical(data['h'])}) -> {data['type']}"
 
@@ -215,7 +215,7 @@ def _canonical(value: object) -> str:
 
 def _is_pure(data: Mapping[str, Any], x: TensorType) -> bool:
     """No weights and no randomness: two such nodes on the same inputs compute the same."""
-    if data["kind"] in ("add", "concat"):
+    if data["kind"] in ("add", "concat") or hyper.is_pure(data["kind"]):
         return True
     if data["kind"] != "block" or data["name"] in _RANDOM:
         return False

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from archc.compiler import hyper
 from archc.compiler.arch import Arch
 from archc.library.base import rules
 
@@ -67,6 +68,13 @@ def _emit(graph: fx.Graph, root: nn.Module, arch: Arch, node: int, data: dict[st
         return total
     if kind == "concat":
         return graph.call_function(torch.cat, (args,), {"dim": data["type"].feature_axis + 1})
+    if kind == "hc_item":  # named after the site: layers_0_residual_hc_input, …_mixed, …_post
+        item = data["h"].item
+        return graph.create_node("call_function", operator.getitem, (args[0], item),
+                                 name=f"{args[0].name}_{('input', 'mixed', 'post')[item]}")
+    if kind in ("expand", "hc_depth"):
+        extra = (data["h"].streams,) if kind == "expand" else ()
+        return graph.call_function(hyper.function(kind), (*args, *extra))
     if not args:  # a zero whose input was pruned: zeros of its type, batch size of input 0
         first = next(n for n in graph.nodes if n.op == "placeholder")
         batch = graph.call_method("size", (first, 0))
@@ -75,8 +83,9 @@ def _emit(graph: fx.Graph, root: nn.Module, arch: Arch, node: int, data: dict[st
     if key in shared:
         return graph.call_module(shared[key], tuple(args))
     name = module_name(data["path"], taken)
-    impl = rules(data["name"])
-    root.add_module(name, impl.build(data["h"], arch.type_of(arch.args(node)[0])))
+    x = arch.type_of(arch.args(node)[0])
+    root.add_module(name, hyper.build(data, x) if kind in hyper.KINDS else
+                    rules(data["name"]).build(data["h"], x))
     if key:
         shared[key] = name
     return graph.call_module(name, tuple(args))

@@ -1,0 +1,109 @@
+"""The Arch nodes of hyper-connections, and their rules: what decode checks, what cost counts,
+what lowering builds.
+
+`hyper(streams = n, mix = m) { body }` and `hyperloop(…)` decode into five node kinds, all with
+`h` (their resolved hyperparameters) like blocks, so identity labels them by what they compute:
+
+| kind       | inputs         | computes                                 | lowered as             |
+|------------|----------------|------------------------------------------|------------------------|
+| `expand`   | x (…, d)       | n copies of x: the streams (…, s, d)     | `expand_streams(x, n)` |
+| `hc_width` | streams        | a site's width connection: the tuple     | `call_module`          |
+|            |                | (layer input, H_res·streams, H_post)     | (a Connection)         |
+| `hc_item`  | an `hc_width`  | item 0, 1 or 2 of that tuple             | `operator.getitem`     |
+| `hc_depth` | mixed, post, y | mixed + H_postᵀ·y: the streams after it  | `depth_connection`     |
+| `collapse` | streams        | one tensor (…, d) again (sum, or a head) | `call_module` Collapse |
+
+A node holding streams has `streams = n` in its data and the *per-stream* type as `type`, so
+every shape rule of the body reads the width as usual; the activation bytes are n times the
+type's. The weights live in `hc_width` (one Connection per site, its parameters counted by the
+library's formula `site_params`) and in `collapse` (`collapse_params`); the three functions
+have none. A site's layer nodes sit between its `hc_item` 0 and its `hc_depth`, so passes,
+pruning and hashing see every layer as before.
+
+>>> problem(4, "kromhc", TensorType((8, 16), "seq")) is None
+True
+>>> problem(6, "kromhc", TensorType((8, 16), "seq"))
+'kromhc factors the streams into 2×2 blocks, so streams must be a power of two, not 6'
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from archc.library import hyper_connections as formulas
+from archc.library.tensor import Hyperparams, TensorType
+
+__all__ = ["KINDS", "STREAM_KINDS", "MAX_PERMUTATION_STREAMS", "problem", "params", "flops",
+           "build", "is_pure"]
+
+KINDS = ("expand", "hc_width", "hc_item", "hc_depth", "collapse")
+"""The node kinds this file describes (see the table above)."""
+
+STREAM_KINDS = ("expand", "hc_depth")
+"""Kinds whose output holds n streams (and `hc_item` 1, the mixed streams)."""
+
+MAX_PERMUTATION_STREAMS = 6
+"""mhc_lite mixes all n! permutation matrices per token: 720 at n = 6, 5,040 at n = 7 (a
+5,040-wide projection per site), so larger n is refused."""
+
+
+def problem(streams: int, mix: str, x: TensorType) -> str | None:
+    """What is wrong with hyper-connecting `x` on `streams` streams with `mix`, or None."""
+    if x.layout not in ("seq", "flat") or x.dtype != "float":
+        return (f"hyper-connections widen a stream of vectors: they take float (t, d) or (d,), "
+                f"got {x}")
+    if mix == "kromhc" and streams & (streams - 1):
+        return (f"kromhc factors the streams into 2×2 blocks, so streams must be a power of "
+                f"two, not {streams}")
+    if mix == "mhc_lite" and streams > MAX_PERMUTATION_STREAMS:
+        return (f"mhc_lite mixes all streams! = {math.factorial(streams):,} permutation "
+                f"matrices per token; keep streams ≤ {MAX_PERMUTATION_STREAMS}")
+    return None
+
+
+def params(data: dict[str, Any], x: TensorType) -> int:
+    """Exact parameter count of a node of one of `KINDS` given input type `x`."""
+    h = data["h"]
+    if data["kind"] == "hc_width":
+        return int(formulas.site_params(h.mix.name, dict(h.mix.h), h.streams, x.last))
+    if data["kind"] == "collapse":
+        return int(formulas.collapse_params(h.how, h.streams, x.last))
+    return 0
+
+
+def flops(data: dict[str, Any], x: TensorType) -> int:
+    """FLOPs per example as torch's flop counter counts them (matmuls; the depth connection and
+    the expansion are pointwise, so 0)."""
+    h = data["h"]
+    if data["kind"] == "hc_width":
+        return int(formulas.site_flops(h.mix.name, dict(h.mix.h), h.streams, x.last,
+                                       x.positions))
+    if data["kind"] == "collapse":
+        # 'head' reads its gates from the flattened streams with one (n·d → n) projection
+        return 0 if h.how == "sum" else 2 * x.positions * h.streams * x.last * h.streams
+    return 0
+
+
+def build(data: dict[str, Any], x: TensorType) -> Any:
+    """The module of an `hc_width` or `collapse` node."""
+    from archc.library.hyper_connections_modules import Collapse, Connection
+    h = data["h"]
+    if data["kind"] == "hc_width":
+        return Connection(h.mix.name, h.streams, x.last, **dict(h.mix.h))
+    return Collapse(h.streams, x.last, h.how)
+
+
+def function(kind: str) -> Any:
+    """The plain function an `expand` or `hc_depth` node calls."""
+    from archc.library.hyper_connections_modules import depth_connection, expand_streams
+    return {"expand": expand_streams, "hc_depth": depth_connection}[kind]
+
+
+def is_pure(kind: str) -> bool:
+    """No weights, no randomness: equal nodes on equal inputs compute the same."""
+    return kind in ("expand", "hc_item", "hc_depth")
+
+
+def node_h(**values: Any) -> Hyperparams:
+    return Hyperparams(values)
