@@ -19,7 +19,8 @@ TRAIN_FIELDS = _table(
     Hyper("optimizer", "str", "adamw", "the optimizer", options=("adamw", "adam", "sgd", "lion")),
     Hyper("lr", "float", 1e-3, "peak learning rate", low=0, positive=True),
     Hyper("weight_decay", "float", 0.01, "decoupled weight decay", low=0),
-    Hyper("momentum", "float", 0.9, "SGD momentum (Adam beta1)", low=0, high=1),
+    Hyper("momentum", "float", 0.9, "SGD momentum (beta1 of Adam, AdamW and Lion)", low=0,
+          high=1),
     Hyper("batch", "int", 64, "examples per step", low=1),
     Hyper("epochs", "int", 10, "passes over the training split", low=1),
     Hyper("steps", "int", 0, "optimizer steps (0: use epochs)", low=0),
@@ -28,8 +29,8 @@ TRAIN_FIELDS = _table(
     Hyper("warmup", "float", 0.0, "warm-up, as a fraction of all steps", low=0, high=1),
     Hyper("grad_clip", "float", 1.0, "gradient-norm clipping (0: off)", low=0),
     Hyper("label_smoothing", "float", 0.0, "label smoothing of the loss", low=0, high=1),
-    Hyper("dropout", "float", 0.0, "dropout added by the trainer where blocks allow", low=0,
-          high=1),
+    Hyper("dropout", "float", 0.0, "rate of every dropout the spec left at 0 (docs/tasks.md)",
+          low=0, high=1),
 )
 
 SEARCHERS = ("random", "random_arch", "mcts", "smbo", "evolution", "local", "tpe", "nsga2")

@@ -66,14 +66,17 @@ class Task:
     def fit(self, compiled: Any, settings: Mapping[str, Any], *, seed: int,
             budget_epochs: int | None = None, budget_seconds: float | None = None,
             threads: int | None = None, report: Report | None = None,
-            test: bool = False) -> TrainResult:
+            test: bool = False, budget_steps: int | None = None) -> TrainResult:
         """Score `compiled` (a `Compiled` or a plain module): train it on `train`, report
         `val` after each epoch and, with `test=True` (only `archc evaluate` asks), add the
-        test split's metrics (test_accuracy, test_loss, …) to the final ones."""
+        test split's metrics (test_accuracy, test_loss, …) to the final ones. Budgets:
+        `budget_epochs`, `budget_steps` (optimizer steps) and `budget_seconds`, as in
+        `trainer.train`."""
         from archc.search.trainer import train
 
         return train(compiled, self, settings, seed=seed, budget_epochs=budget_epochs,
-                     budget_seconds=budget_seconds, threads=threads, report=report, test=test)
+                     budget_seconds=budget_seconds, threads=threads, report=report, test=test,
+                     budget_steps=budget_steps)
 
 
 def stratified(labels: np.ndarray, fractions: tuple[float, ...], seed: int

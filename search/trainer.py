@@ -10,16 +10,25 @@ Seeding: the weights are made when the point is compiled, so compile under
 `torch.manual_seed(seed)`; `train` then seeds torch again (dropout) and draws the data order
 from its own `torch.Generator(seed)`. Same seed, same compile → the same metrics, bit for bit.
 
-Auxiliary losses: any submodule (the GraphModule itself included) with a method
-`aux_loss() -> Tensor` contributes it, already weighted, to every training step's loss; it
-should return the auxiliary loss of its latest forward (e.g. a mixture-of-experts balance loss).
+Losses: the task's `loss` — "classification" (cross-entropy of (b, classes) logits against
+labels, with label smoothing) or "lm" (the same at every position of (b, t, vocab) logits
+against the next tokens). Auxiliary losses: any submodule (the GraphModule itself included)
+with a method `aux_loss() -> Tensor` contributes it, already weighted, to every training
+step's loss; it should return the auxiliary loss of its latest forward (e.g. a
+mixture-of-experts balance loss).
+
+Dropout: the `dropout` setting is the rate of every dropout site the spec left at 0 — each
+`nn.Dropout` with p = 0 and each block's own rate (attention's `dropout`) that is 0, i.e. the
+blocks with a dropout hyperparameter not set in the spec. A site the spec set keeps its rate
+(an explicit `dropout(p = …)` block, `mlp(dropout = 0.2)`); 0 in the spec reads as "not set".
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,18 +40,20 @@ from archc.dsl.fields import TRAIN_FIELDS
 from archc.dsl.space import Space
 from archc.dsl.walk import evaluate as evaluate_value
 from archc.errors import ArchError
+from archc.search.optimizers import lr_factor, make_optimizer
 from archc.search.tasks_base import Report, Task
 
-__all__ = ["TrainResult", "train", "evaluate", "train_settings"]
+__all__ = ["TrainResult", "train", "evaluate", "train_settings", "apply_dropout"]
 
 _EVAL_BATCH = 1024
+_LOSSES = ("classification", "lm")
 
 
 @dataclass(frozen=True)
 class TrainResult:
     """How training went: status "complete" or "failed" (with `reason`), one metrics dict per
-    epoch run (train_loss, val_loss, val_accuracy), and what was spent. A time budget that ran
-    out is a complete result, with `reason` saying so."""
+    epoch run (train_loss, val_loss, val_accuracy, and val_bpc for "lm"), and what was
+    spent. A time budget that ran out is a complete result, with `reason` saying so."""
 
     status: str
     reason: str | None = None
@@ -81,23 +92,27 @@ def train_settings(space: Space, point: Mapping[str, Any]) -> dict[str, Any]:
 
 def train(compiled: Any, task: Task, settings: Mapping[str, Any], *, seed: int,
           budget_epochs: int | None = None, budget_seconds: float | None = None,
-          report: Report | None = None, threads: int | None = None,
-          test: bool = False) -> TrainResult:
+          report: Report | None = None, threads: int | None = None, test: bool = False,
+          budget_steps: int | None = None) -> TrainResult:
     """Train `compiled.module` in place on `task.train`, scoring `task.val` after each epoch.
 
-    `budget_epochs` replaces the settings' epoch count (the schedule is sized to it); a
-    positive `steps` setting stops training after that many optimizer steps instead;
-    `budget_seconds` stops early but counts as a normal finish. `report(epoch, metrics)` is
-    called after each epoch (1-based); what it raises propagates. With `test`, the last
-    epoch's metrics also hold the test split's (test_accuracy, test_loss): `archc evaluate`.
+    `budget_epochs` replaces the settings' epoch count and `budget_steps` (or a positive
+    `steps` setting) stops after that many optimizer steps instead; the schedule is sized to
+    whichever applies. `budget_seconds` stops early but counts as a normal finish.
+    `report(epoch, metrics)` is called after each epoch (1-based); what it raises propagates.
+    With `test`, the last epoch's metrics also hold the test split's (test_accuracy,
+    test_loss, …): only `archc evaluate` asks for them. `threads` sets torch's CPU threads for
+    the run (restored afterwards).
     """
     model: nn.Module = getattr(compiled, "module", compiled)
+    settings = dict(settings)
+    if budget_steps is not None:
+        settings["steps"] = budget_steps
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        result = _Run(model, task, dict(settings), seed, budget_epochs, budget_seconds,
-                      report).run()
+        result = _Run(model, task, settings, seed, budget_epochs, budget_seconds, report).run()
         if test and result.ok and result.history:
             scores = {f"test_{k}": v for k, v in evaluate(model, task, "test").items()}
             result = replace(result, history=(*result.history[:-1],
@@ -108,7 +123,8 @@ def train(compiled: Any, task: Task, settings: Mapping[str, Any], *, seed: int,
 
 
 def evaluate(module: Any, task: Task, split: str = "test") -> dict[str, float]:
-    """Accuracy and mean cross-entropy of `module` on one split of `task`, in eval mode."""
+    """Accuracy and mean cross-entropy of `module` on one split of `task`, in eval mode (for
+    "lm", per token, with bits per character `bpc` = loss / ln 2)."""
     model: nn.Module = getattr(module, "module", module)
     x, y = task.split(split)
     was_training = model.training
@@ -116,43 +132,37 @@ def evaluate(module: Any, task: Task, split: str = "test") -> dict[str, float]:
     loss, correct = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(y), _EVAL_BATCH):
-            logits = model(x[start:start + _EVAL_BATCH])  # (b, classes)
-            target = y[start:start + _EVAL_BATCH]
+            logits, target = _flat(model(x[start:start + _EVAL_BATCH]),
+                                   y[start:start + _EVAL_BATCH])
             loss += nn.functional.cross_entropy(logits, target, reduction="sum").item()
             correct += int((logits.argmax(-1) == target).sum())
     model.train(was_training)
-    return {"accuracy": correct / len(y), "loss": loss / len(y)}
+    count = y.numel()
+    metrics = {"accuracy": correct / count, "loss": loss / count}
+    if task.loss == "lm":
+        metrics["bpc"] = metrics["loss"] / math.log(2)
+    return metrics
 
 
-def _optimizer(model: nn.Module, s: Mapping[str, Any]) -> torch.optim.Optimizer:
-    """The optimizer named by the settings; `momentum` is SGD's momentum and Adam's beta1."""
-    params, lr, wd, momentum = model.parameters(), s["lr"], s["weight_decay"], s["momentum"]
-    match s["optimizer"]:
-        case "adamw":
-            return torch.optim.AdamW(params, lr=lr, weight_decay=wd, betas=(momentum, 0.999))
-        case "adam":
-            return torch.optim.Adam(params, lr=lr, weight_decay=wd, betas=(momentum, 0.999))
-        case "sgd":
-            return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=momentum)
-    raise ArchError(f"optimizer '{s['optimizer']}' is not supported yet",
-                    hint="use adamw, adam or sgd")
+def _flat(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(b, classes) logits and (b,) labels as they are; (b, t, vocab) and (b, t) flattened to
+    one prediction per position."""
+    return logits.reshape(-1, logits.shape[-1]), target.reshape(-1)
 
 
-def _lr_factor(schedule: str, total: int, warmup: int) -> Callable[[int], float]:
-    """The learning-rate multiplier at each step: linear warm-up to 1, then the schedule's
-    decay over the remaining steps (cosine and linear reach 0 at the last step)."""
-    if schedule not in ("cosine", "linear", "constant"):
-        raise ArchError(f"schedule '{schedule}' is not supported yet",
-                        hint="use cosine, linear or constant")
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        if schedule == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * progress))
-        return 1.0 - progress if schedule == "linear" else 1.0
-    return factor
+def apply_dropout(model: nn.Module, rate: float) -> int:
+    """Set every dropout site left at 0 to `rate` (see the module docstring); how many."""
+    if rate <= 0:
+        return 0
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd):
+            if module.p == 0:
+                module.p, changed = rate, changed + 1
+        elif isinstance(getattr(module, "dropout", None), numbers.Real) and not isinstance(
+                module.dropout, bool) and module.dropout == 0:
+            module.dropout, changed = rate, changed + 1
+    return changed
 
 
 def _aux_loss(model: nn.Module) -> torch.Tensor | None:
@@ -182,10 +192,14 @@ class _Run:
             self.epochs = math.ceil(self.total / per_epoch)
         torch.manual_seed(seed)
         self.order = torch.Generator().manual_seed(seed)
-        self.optimizer = _optimizer(model, settings)
+        if task.loss not in _LOSSES:
+            raise ArchError(f"task '{task.name}' has loss '{task.loss}', which the trainer "
+                            f"does not know", hint=f"use one of {', '.join(_LOSSES)}")
+        self.optimizer = make_optimizer(model.parameters(), settings)
         warmup = round(settings["warmup"] * self.total)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, _lr_factor(settings["schedule"], self.total, warmup))
+            self.optimizer, lr_factor(settings["schedule"], self.total, warmup))
+        apply_dropout(model, float(settings["dropout"]))
         self.steps, self.start = 0, time.perf_counter()
 
     def _out_of_time(self) -> bool:
@@ -202,8 +216,8 @@ class _Run:
                 return self._result("failed", str(failure), history)
             except Exception as error:  # any model error fails the trial, not the search
                 return self._result("failed", _reason(error), history)
-            history.append({"train_loss": train_loss, "val_loss": val["loss"],
-                            "val_accuracy": val["accuracy"]})
+            history.append({"train_loss": train_loss,
+                            **{f"val_{name}": value for name, value in val.items()}})
             if self.report is not None:
                 self.report(epoch, dict(history[-1]))
             if self.steps >= self.total:
@@ -226,8 +240,8 @@ class _Run:
         return total / max(1, count)
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        logits = self.model(x)  # (b, classes)
-        loss = nn.functional.cross_entropy(logits, y,
+        logits, target = _flat(self.model(x), y)  # (b·t, vocab) or (b, classes)
+        loss = nn.functional.cross_entropy(logits, target,
                                            label_smoothing=float(self.s["label_smoothing"]))
         aux = _aux_loss(self.model)
         if aux is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -102,8 +103,18 @@ def test_report_exceptions_propagate_and_time_budget_finishes() -> None:
     assert result.ok and result.epochs == 1 and "time budget" in (result.reason or "")
 
 
-def test_steps_setting_stops_early_and_lion_is_refused() -> None:
+def test_steps_setting_and_step_budget_stop_early() -> None:
     result = train(_compiled(), get_task("digits"), _settings(steps=5), seed=0)
     assert result.ok and result.steps == 5 and result.epochs == 1
-    with pytest.raises(ArchError, match="not supported yet"):
-        train(_compiled(), get_task("digits"), _settings(optimizer="lion"), seed=0)
+    budget = train(_compiled(), get_task("digits"), _settings(), seed=0, budget_steps=7)
+    assert budget.ok and budget.steps == 7 and budget.epochs == 1
+
+
+def test_unknown_optimizer_schedule_and_loss_are_user_errors() -> None:
+    with pytest.raises(ArchError, match="unknown optimizer 'rmsprop'"):
+        train(_compiled(), get_task("digits"), _settings(optimizer="rmsprop"), seed=0)
+    with pytest.raises(ArchError, match="unknown schedule 'exp'"):
+        train(_compiled(), get_task("digits"), _settings(schedule="exp"), seed=0)
+    odd = dataclasses.replace(get_task("digits"), loss="regression")
+    with pytest.raises(ArchError, match="loss 'regression'"):
+        train(_compiled(), odd, _settings(), seed=0)
