@@ -21,9 +21,14 @@ mix is (close to) a plain pre-norm residual network.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from typing import Any
+
 from archc.library.base import block, hp
 
-__all__ = ["COLLAPSES"]
+__all__ = ["COLLAPSES", "MIXES", "MIX_BLOCKS", "check_site", "res_coefficients", "site_params",
+           "site_flops", "collapse_params", "collapse_flops"]
 
 COLLAPSES = ("sum", "head")
 """How n streams become one again: their sum (HC), or a learned sigmoid-gated sum (DeepSeek-V4)."""
@@ -99,3 +104,120 @@ class Shc:
     alpha = hp("float", 0.01, doc=_ALPHA_DOC, low=0, positive=True)
     gamma = hp("float", 1.0, doc="initial bound on the rotations' skew-symmetric entries; learned",
                low=0, positive=True)
+
+
+# Costs of a site, for the compiler's cost model (torch-free) -------------------------------------
+
+MIXES = ("hc", "mhc", "mhc_lite", "kromhc", "shc")
+"""The mix blocks, in the order of the module docs."""
+
+MAX_PERMUTATION_STREAMS = 6
+"""mhc_lite materialises all n! permutations: 720 at n = 6, 5040 at n = 7 (too many)."""
+
+SHC_SCALARS = 7
+"""sHC's learned scalars: scales of pre, post, the two rotations and the values; two bounds γ."""
+
+
+def check_site(mix: str, streams: int) -> None:
+    """ValueError, in a sentence the compiler can show at the spec, if `mix` cannot join
+    `streams` streams (unknown mix, too many permutations, not a power of two)."""
+    if mix not in MIXES:
+        raise ValueError(f"unknown hyper-connection mix {mix!r}; the mixes are "
+                         f"{', '.join(MIXES)}")
+    if streams < 1:
+        raise ValueError(f"a hyper-connection needs at least one stream, got streams = {streams}")
+    if mix == "mhc_lite" and streams > MAX_PERMUTATION_STREAMS:
+        raise ValueError(
+            f"mhc_lite mixes all n! permutation matrices: streams = {streams} would need "
+            f"{math.factorial(streams)} coefficients per token; use streams ≤ "
+            f"{MAX_PERMUTATION_STREAMS}, or mhc / kromhc / shc")
+    if mix == "kromhc" and streams & (streams - 1):
+        raise ValueError(
+            f"kromhc builds H_res as a Kronecker product of 2×2 factors, so streams must be a "
+            f"power of two (1, 2, 4, 8, …), got streams = {streams}")
+
+
+def res_coefficients(mix: str, streams: int) -> int:
+    """Per-token numbers that define H_res in the manifold mixes (columns of their projection):
+    mhc n² logits, mhc_lite n! permutation logits, kromhc 2 per 2×2 factor, shc (n-1)² (two
+    skew-symmetric triangles and n-1 singular values). `hc` has none (its H_res is direct)."""
+    check_site(mix, streams)
+    n = streams
+    return {"hc": 0, "mhc": n * n, "mhc_lite": math.factorial(n),
+            "kromhc": 2 * (n.bit_length() - 1), "shc": (n - 1) ** 2}[mix]
+
+
+def site_params(mix: str, mix_hp: Mapping[str, Any], streams: int, dim: int) -> int:
+    """The exact parameter count of one `Connection(mix, streams, dim, **mix_hp)`.
+
+    hc: n(n+2) static (H_pre n, H_res n², H_post n), plus d(n+2) + 2 when dynamic (a
+    parameter-free norm, as OLMo's in the paper). The manifold mixes project the RMS-normalised
+    flat streams (n·d) to 2n + r logits, r = `res_coefficients`: n·d·(2n+r) weights, 2n+r biases
+    and 3 scales (sHC: 7 scalars); the RMSNorm weight is absorbed into the projection (mHC paper
+    §4.3), so the references' separate n·d norm weights are not counted.
+
+    >>> site_params("hc", {}, 4, 512), site_params("hc", {"dynamic": True}, 4, 512)
+    (24, 3098)
+    >>> site_params("mhc", {}, 4, 512)  # the mHC paper's nC(n² + 2n) + n² + 2n + 3
+    49179
+    """
+    n, r = streams, res_coefficients(mix, streams)
+    if mix == "hc":
+        dynamic = dim * (n + 2) + 2 if _hp(mix, mix_hp, "dynamic") else 0
+        return n * (n + 2) + dynamic
+    logits = 2 * n + r
+    return n * dim * logits + logits + (SHC_SCALARS if mix == "shc" else 3)
+
+
+def site_flops(mix: str, mix_hp: Mapping[str, Any], streams: int, dim: int, tokens: int) -> int:
+    """FLOPs of one Connection's forward on one example of `tokens` positions, as torch's flop
+    counter counts them (2 × multiply-adds of matmuls; norms, Sinkhorn, softmax, solves and
+    Kronecker products are pointwise or uncounted). The width connection is one matmul of
+    (n+1)×n weights over the streams; the depth connection is pointwise (no FLOPs).
+
+    >>> site_flops("hc", {}, 4, 256, 10)  # 2·10·(n+1)·n·d
+    102400
+    """
+    n, d, r = streams, dim, res_coefficients(mix, streams)
+    width = 2 * (n + 1) * n * d
+    if mix == "hc":
+        dynamic = 2 * n * d * (n + 2) if _hp(mix, mix_hp, "dynamic") else 0
+        return tokens * (width + dynamic)
+    project = 2 * n * d * (2 * n + r)
+    build = {"mhc_lite": 2 * r * n * n,  # softmax weights @ the (n!, n²) permutations
+             "shc": 2 * ((n - 1) ** 3 + n * (n - 1) ** 2 + n * n * (n - 1))}.get(mix, 0)
+    return tokens * (width + project + build)
+
+
+def collapse_params(how: str, streams: int, dim: int) -> int:
+    """Parameters of `Collapse(streams, dim, how)`: none for `sum`; the `head` gate projects
+    the normalised n·d streams to n gates, with n biases and one scale (DeepSeek-V4's head).
+
+    >>> collapse_params("sum", 4, 8), collapse_params("head", 4, 8)
+    (0, 133)
+    """
+    _check_collapse(how)
+    return 0 if how == "sum" else streams * dim * streams + streams + 1
+
+
+def collapse_flops(how: str, streams: int, dim: int, tokens: int) -> int:
+    """FLOPs of one Collapse on one example, as torch's flop counter counts them: the head's
+    projection (n·d → n) and its gated sum over the streams; a plain sum counts nothing."""
+    _check_collapse(how)
+    return 0 if how == "sum" else tokens * (2 * streams * dim * streams + 2 * streams * dim)
+
+
+def _check_collapse(how: str) -> None:
+    if how not in COLLAPSES:
+        raise ValueError(f"unknown collapse {how!r}; the collapses are {', '.join(COLLAPSES)}")
+
+
+def _hp(mix: str, mix_hp: Mapping[str, Any], name: str) -> Any:
+    """Hyperparameter `name` of `mix` from `mix_hp`, or its declared default."""
+    if name in mix_hp:
+        return mix_hp[name]
+    return MIX_BLOCKS[mix].signature.param(name).default  # type: ignore[attr-defined]
+
+
+MIX_BLOCKS = {"hc": Hc, "mhc": Mhc, "mhc_lite": MhcLite, "kromhc": Kromhc, "shc": Shc}
+"""The class declaring each mix block, by name (its `signature` lists the hyperparameters)."""
