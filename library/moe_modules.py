@@ -1,0 +1,204 @@
+"""The torch modules behind `moe` (library/moe.py): routing, sorted dispatch and the experts.
+
+Dispatch works on the N·k (token, choice) assignments, token-major (token n's j-th choice is
+entry n·k + j). A stable sort by expert groups them, each group in token order; an assignment's
+slot is its rank in its group, and slots at or beyond the capacity C are dropped, so later
+tokens are dropped first and a token's first and second choices compete equally (WideNet's
+cumulative-sum rule, research/blocks.md §9.5). The kept assignments are scattered into one
+(e, M, d) buffer, M = C (or the largest group when there is no capacity), then:
+
+- `ExpertMlps` (every `mlp` expert): the experts' weights, stacked into (e, d, hidden) and
+  (e, hidden, d) parameters, run as two batched matmuls — no Python loop at all;
+- any other expert (`nn.ModuleList`): the generic fallback calls each expert once on its
+  (M, d) rows — a loop over experts, never over tokens. Experts act on single tokens (the
+  block's rules check that they take a (d,) vector), so padding rows change nothing.
+
+Padding rows cost FLOPs: e·M rows, not N·k. The outputs are gathered back in sorted order
+(zeros where dropped), weighted by the gates and added to their tokens with one `index_add`.
+
+The load-balancing loss (Switch/GShard form) is λ·e·Σᵢ fᵢ·Pᵢ, fᵢ the fraction of the N·k
+assignments routed to expert i before capacity drops, Pᵢ the mean router probability; it is
+λ for perfectly uniform routing. It travels through the aux-loss channel (docs/architecture.md):
+training forwards record it, `aux_loss()` returns their sum and forgets them.
+
+>>> import torch
+>>> moe = Moe(8, 4, 2, ExpertMlps(4, 8, 16, "gelu", 0.0, True), None, 0.0, "softmax",
+...           False, 0.01)
+>>> moe(torch.randn(2, 5, 8)).shape, moe.aux_loss() is not None, moe.last_dropped
+(torch.Size([2, 5, 8]), True, 0)
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Moe", "ExpertMlps", "route", "balance_loss"]
+
+_ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu, "tanh": torch.tanh,
+                "sigmoid": torch.sigmoid}
+
+
+def route(logits: torch.Tensor, top_k: int, gate: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, e) router logits → the top-k experts (N, k) and their gates (N, k).
+
+    `softmax` (WideNet): the full softmax's probabilities of the chosen experts, not
+    renormalised. `sqrt` (SqrtGate): softmax over the top-k logits, then √(g + 1e-30), so
+    Σ gᵢ = 1 and independent expert outputs keep their variance whatever k is."""
+    top, experts = logits.topk(top_k, dim=-1)  # (N, k), largest first
+    if gate == "sqrt":
+        return experts, torch.sqrt(torch.softmax(top, dim=-1) + 1e-30)
+    return experts, torch.softmax(logits, dim=-1).gather(-1, experts)
+
+
+def balance_loss(logits: torch.Tensor, experts: torch.Tensor, e: int) -> torch.Tensor:
+    """e·Σᵢ fᵢ·Pᵢ: fᵢ the share of assignments to expert i, Pᵢ its mean router probability."""
+    share = _counts(experts.reshape(-1), e).to(logits.dtype) / experts.numel()
+    return e * (share * torch.softmax(logits, dim=-1).mean(0)).sum()
+
+
+def _counts(flat: torch.Tensor, e: int) -> torch.Tensor:
+    """How many entries of `flat` name each of the e experts (a scatter-add: unlike bincount
+    it has a fixed size, so it runs on the meta device and under torch.export)."""
+    return flat.new_zeros(e).scatter_add_(0, flat, torch.ones_like(flat))
+
+
+def _largest(counts: torch.Tensor, n: int) -> int:
+    """The largest group, read back to size the buffer without a capacity. On the meta device
+    (no routing there) and under torch.export (no data-dependent sizes) it is n instead: every
+    expert may take every token, the same outputs for e·n rows of FLOPs."""
+    if counts.is_meta or torch.compiler.is_exporting():
+        return n
+    return int(counts.max())
+
+
+class ExpertMlps(nn.Module):
+    """`e` copies of the `mlp` block with their weights stacked: (e, M, d) → (e, M, d), each
+    expert on its own rows. Initialised like nn.Linear (U(±1/√fan_in), weight and bias)."""
+
+    def __init__(self, e: int, d: int, hidden: int, activation: str, dropout: float,
+                 bias: bool) -> None:
+        super().__init__()
+        self.e, self.d, self.hidden, self.activation = e, d, hidden, activation
+        self.dropout, self.bias = dropout, bias
+        up = 2 * hidden if activation == "swiglu" else hidden
+        self.w_up = nn.Parameter(_uniform((e, d, up), d))
+        self.w_down = nn.Parameter(_uniform((e, hidden, d), hidden))
+        self.b_up = nn.Parameter(_uniform((e, 1, up), d)) if bias else None
+        self.b_down = nn.Parameter(_uniform((e, 1, d), hidden)) if bias else None
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (e, M, d)
+        h = _affine(x, self.w_up, self.b_up)  # (e, M, up)
+        if self.activation == "swiglu":
+            value, gate = h.chunk(2, dim=-1)
+            h = F.silu(value) * gate
+        else:
+            h = _ACTIVATIONS[self.activation](h)
+        return _affine(self.drop(h), self.w_down, self.b_down)
+
+
+def _uniform(shape: tuple[int, ...], fan_in: int) -> torch.Tensor:
+    bound = 1 / math.sqrt(fan_in)
+    return torch.empty(shape).uniform_(-bound, bound)
+
+
+def _affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    return torch.bmm(x, w) if b is None else torch.baddbmm(b, x, w)
+
+
+class Moe(nn.Module):
+    """A mixture of `e` experts over the last axis of (…, d), `top_k` per token; `experts` is
+    an `ExpertMlps` (batched) or an `nn.ModuleList` of any shape-keeping layers (generic).
+    `shared`, if given, is an always-on expert; `capacity` 0 means no limit."""
+
+    def __init__(self, d: int, e: int, top_k: int, experts: nn.Module, shared: nn.Module | None,
+                 capacity: float, gate: str, noise: bool, aux: float) -> None:
+        super().__init__()
+        self.d, self.e, self.top_k, self.experts, self.shared = d, e, top_k, experts, shared
+        self.capacity, self.gate, self.noise, self.aux = capacity, gate, noise, aux
+        self.router = nn.Linear(d, e, bias=False)
+        self._pending: list[torch.Tensor] = []
+        self._pending_version = -1
+        self._dropped: torch.Tensor | int = 0
+
+    @property
+    def last_dropped(self) -> int:
+        """(token, choice) assignments dropped by the capacity in the latest forward."""
+        return int(self._dropped)
+
+    def aux_loss(self) -> torch.Tensor | None:
+        """λ times the load-balancing losses of the training forwards since the last call (a
+        module shared by several layers adds one per use, as WideNet does), then forgets them;
+        None if there were none."""
+        pending, self._pending = self._pending, []
+        return torch.stack(pending).sum() if pending else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = x.reshape(-1, self.d)  # (N, d)
+        logits = self.router(tokens).float()  # (N, e), routed in fp32
+        if self.noise and self.training:
+            logits = logits + torch.randn_like(logits) / self.e
+        experts, gates = route(logits, self.top_k, self.gate)  # (N, k) each
+        y = self._dispatch(tokens, experts, gates.to(tokens.dtype))
+        if self.shared is not None:
+            shared = self.shared(tokens)
+            y = (y + shared) * math.sqrt(0.5) if self.gate == "sqrt" else y + shared
+        if self.training and not torch.compiler.is_compiling():
+            self._record(balance_loss(logits, experts, self.e))
+        return y.reshape(x.shape)
+
+    def _record(self, loss: torch.Tensor) -> None:
+        """Keep λ·loss for aux_loss(). Pending losses from before an optimizer step (the
+        router's version counter moved) belong to a finished step and are dropped, so a
+        caller that never asks does not keep graphs alive."""
+        version = self.router.weight._version
+        if version != self._pending_version:
+            self._pending, self._pending_version = [], version
+        self._pending.append(self.aux * loss)
+
+    def _dispatch(self, tokens: torch.Tensor, experts: torch.Tensor,
+                  gates: torch.Tensor) -> torch.Tensor:
+        n, k = experts.shape
+        flat = experts.reshape(-1)  # (N·k,), token-major
+        order = torch.argsort(flat, stable=True)  # grouped by expert, token order inside
+        counts = _counts(flat, self.e)  # (e,)
+        sorted_experts = flat[order]
+        slot = torch.arange(n * k, device=flat.device) - (counts.cumsum(0) - counts)[
+            sorted_experts]
+        limit = self._limit(n)
+        keep = slot < limit if limit is not None else torch.ones_like(slot, dtype=torch.bool)
+        if not torch.compiler.is_compiling():
+            self._dropped = (~keep).sum()
+        token = order // k  # the token of each sorted assignment
+        rows = limit if limit is not None else _largest(counts, n)
+        out = self._experts(tokens[token], sorted_experts, slot, keep, rows)
+        weighted = out * (gates.reshape(-1)[order] * keep)[:, None]
+        return tokens.new_zeros(n, self.d).index_add(0, token, weighted)
+
+    def _limit(self, n: int) -> int | None:
+        """The capacity C = ⌊N·capacity·k / e⌋ (at most N: an expert is chosen once per
+        token), or None without a limit. Integer arithmetic on an exact fraction, so an
+        exported program keeps it symbolic in the batch size."""
+        if self.capacity <= 0:
+            return None
+        ratio = Fraction(self.capacity) * self.top_k / self.e
+        return torch.sym_min(n * ratio.numerator // ratio.denominator, n)
+
+    def _experts(self, rows_in: torch.Tensor, expert: torch.Tensor, slot: torch.Tensor,
+                 keep: torch.Tensor, rows: int) -> torch.Tensor:
+        """Scatter the kept assignments into an (e, rows, d) buffer (dropped ones into a spare
+        last row), run the experts, gather the outputs back in sorted order."""
+        spare = self.e * rows
+        where = torch.where(keep, expert * rows + slot, spare)  # (N·k,)
+        buffer = rows_in.new_zeros(spare + 1, self.d).index_put((where,), rows_in)
+        buffer = buffer[:spare].view(self.e, rows, self.d)
+        if isinstance(self.experts, ExpertMlps):
+            out = self.experts(buffer)  # two batched matmuls
+        else:  # the generic fallback: one call per expert on its rows
+            out = torch.stack([layer(buffer[i]) for i, layer in enumerate(self.experts)])
+        return torch.cat([out.reshape(spare, self.d), out.new_zeros(1, self.d)])[where]
