@@ -140,7 +140,8 @@ class Moe(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = x.reshape(-1, self.d)  # (N, d)
-        logits = self.router(tokens).float()  # (N, e), routed in fp32
+        logits = self.router(tokens)  # (N, e), routed in fp32 at least
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
         if self.noise and self.training:
             logits = logits + torch.randn_like(logits) / self.e
         experts, gates = route(logits, self.top_k, self.gate)  # (N, k) each
