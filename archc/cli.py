@@ -177,61 +177,6 @@ def compile_(
 
 @app.command()
 @user_errors
-def search(
-    spec: Spec,
-    searcher: Annotated[str | None, typer.Option(help="random, mcts, evolution, local, smbo, tpe "
-                                                  "(default: the spec's search { }, else random).")
-                        ] = None,
-    trials: Annotated[int | None, typer.Option(
-        help="Trials the study should hold.", min=1)] = None,
-    task: Annotated[str | None, typer.Option(help="digits or mnist1d (default: the spec's).")
-                    ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs per trial (default: train { }).",
-                                               min=1)] = None,
-    storage: Annotated[str | None, typer.Option(
-        help="An optuna storage URL (default: sqlite:///archc.db here).")] = None,
-    study: Annotated[str | None, typer.Option(help="Study name (default: the space's).")] = None,
-    seed: Annotated[int, typer.Option(help="Search seed.")] = 0,
-) -> None:
-    """Search a spec's space on a task: every trial is trained (or reused when the same network
-    with the same settings was trained before) and stored; re-running resumes the study."""
-    import optuna
-
-    import archc
-    from archc.search.runner import run_search
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own progress lines say it all
-    space = archc.load(spec)
-    defaults = space.search
-    console = _console()
-
-    def show(outcome: Any) -> None:
-        score = "—" if outcome.score is None else f"{outcome.score:.4f}"
-        note = " (reused)" if outcome.reused else f" [red]{outcome.reason}[/]" if \
-            outcome.status == "fail" else ""
-        console.print(f"trial {outcome.number:>3}  {outcome.status:<8} val_accuracy {score}  "
-                      f"params {outcome.params or 0:>8,}  {outcome.seconds:6.1f}s{note}")
-
-    budget = defaults.get("budget") or {}
-    assert isinstance(budget, dict)  # the checker makes budgets {"seconds": …} or {"epochs": …}
-    try:
-        result = run_search(
-            space, spec_text=spec.read_text(encoding="utf-8"),
-            searcher=searcher or str(defaults.get("searcher", "random")),
-            trials=trials or int(defaults.get("trials", 20)),  # type: ignore[call-overload]
-            task=task, storage=storage or defaults.get("storage") or None,  # type: ignore[arg-type]
-            study=study or defaults.get("study") or None,  # type: ignore[arg-type]
-            seed=seed, epochs=epochs or budget.get("epochs"), seconds=budget.get("seconds"),
-            on_trial=show)
-    except KeyboardInterrupt:
-        console.print("[yellow]stopped[/]: every finished trial is stored; run the same command "
-                      "to resume")
-        raise typer.Exit(130) from None
-    from archc.render import leaderboard
-    console.print(leaderboard(result))
-
-
-@app.command()
-@user_errors
 def blocks(
     name: Annotated[str | None, typer.Argument(help="Show one block in full.")] = None,
 ) -> None:
@@ -248,6 +193,17 @@ def blocks(
         raise archc.ArchError(f"unknown block '{name}'",
                               hint=did_you_mean(name, registry) or "`archc blocks` lists them")
     console.print(block_detail(registry[name]))
+
+
+def _register() -> None:
+    """The search and study commands live in their own modules (cli_search, cli_study)."""
+    from archc.cli_search import search
+    from archc.cli_study import evaluate, export, show
+    for command in (search, show, evaluate, export):
+        app.command()(user_errors(command))
+
+
+_register()
 
 
 def main() -> None:

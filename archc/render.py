@@ -18,8 +18,6 @@ from archc.dsl.point import Point
 from archc.dsl.space import Space, count_text
 
 if TYPE_CHECKING:
-    import optuna
-
     from archc.compiler.pipeline import Compiled
 
 __all__ = ["space_tree", "space_summary", "points_table", "fmt_size"]
@@ -261,19 +259,4 @@ def compiled_table(built: Compiled) -> Table:
     table.add_section()
     table.add_row("[bold]total[/]", "", f"{total.activation_bytes:,} B activations",
                   f"[bold]{total.params:,}[/]", f"[bold]{total.flops:,}[/]")
-    return table
-
-
-def leaderboard(study: optuna.Study, top: int = 10) -> Table:
-    """The best finished trials of a study: score, parameters, and the decisions that differ."""
-    done = [t for t in study.trials if t.value is not None]
-    done.sort(key=lambda t: -(t.value or 0.0))
-    table = Table(title=f"study {escape(study.study_name)}: {len(done)} of {len(study.trials)} "
-                  "trials finished", header_style="bold")
-    for column in ("trial", "val_accuracy", "params", "seconds", "note"):
-        table.add_column(column, justify="left" if column == "note" else "right")
-    for t in done[:top]:
-        attrs = t.user_attrs
-        table.add_row(str(t.number), f"{t.value:.4f}", f"{attrs.get('param_count') or 0:,}",
-                      f"{attrs.get('wall_time') or 0:.1f}", escape(attrs.get("reason") or ""))
     return table

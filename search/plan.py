@@ -79,7 +79,8 @@ class Plan:
                             f"{', '.join(map(str, self.objectives))}",
                             hint="name a new study with --study")
         attrs = {"spec": self.spec_text, "spec_name": self.spec_name, "task": self.task_name,
-                 "data": self.data, "objectives": [str(o) for o in self.objectives]}
+                 "data": self.data, "objectives": [str(o) for o in self.objectives],
+                 "epochs": self.epochs, "seconds": self.seconds}
         for key, value in attrs.items():
             study.set_user_attr(key, value)
         return study

@@ -86,17 +86,19 @@ def run_search(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
     proposer.restore([(p, _told(plan.objectives, r)) for p, r in history(study)])
     if on_start is not None:
         on_start(plan, study)
-    while len(study.trials) < plan.trials:
-        point = proposer.ask()
-        trial = begin_trial(study, space, point)
-        try:
+    trial: optuna.Trial | None = None
+    try:
+        while len(study.trials) < plan.trials:
+            point = proposer.ask()
+            trial = begin_trial(study, space, point)
             outcome = _Trial(plan, study, trial, point).run()
-        except KeyboardInterrupt:
-            mark_interrupted(study, trial.number)
-            raise Interrupted(study) from None
-        proposer.tell(point, _told(plan.objectives, outcome.values))
-        if on_trial is not None:
-            on_trial(outcome)
+            proposer.tell(point, _told(plan.objectives, outcome.values))
+            if on_trial is not None:
+                on_trial(outcome)
+    except KeyboardInterrupt:
+        if trial is not None:
+            mark_interrupted(study, trial.number)  # a no-op once the trial was recorded
+        raise Interrupted(study) from None
     return study
 
 

@@ -19,15 +19,17 @@ import json
 import math
 import os
 import socket
+from pathlib import Path
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from archc.dsl.domain import Scalar
+from archc.errors import ArchError, did_you_mean
 from archc.dsl.point import Point
 from archc.dsl.space import Space
 from archc.search._optuna import TrialState, optuna, running_trial, suggest_point
 
-__all__ = ["DEFAULT_STORAGE", "open_study", "begin_trial", "record_trial", "history",
+__all__ = ["DEFAULT_STORAGE", "open_study", "load_study", "begin_trial", "record_trial", "history",
            "find_by_hash", "mark_interrupted", "INTERRUPTED"]
 
 DEFAULT_STORAGE = "sqlite:///archc.db"
@@ -47,9 +49,41 @@ def open_study(name: str, storage: str | None = None,
     """Open study `name` in `storage` (default `DEFAULT_STORAGE`), creating it if needed.
     `pruner` judges the per-epoch reports of this process's trials (optuna keeps no pruner
     in storage)."""
-    return optuna.create_study(study_name=name, storage=storage or DEFAULT_STORAGE,
+    return optuna.create_study(study_name=name, storage=_storage(storage),
                                directions=[cast(Any, d) for d in directions],
                                pruner=pruner, load_if_exists=True)
+
+
+def load_study(name: str, storage: str | None = None) -> optuna.Study:
+    """The existing study `name` in `storage`; a missing database, a bad URL or an unknown
+    study is an ArchError naming the flag and listing the studies that are there."""
+    url = storage or DEFAULT_STORAGE
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise ArchError(f"--storage: no database file '{path}'",
+                            hint="run `archc search` first, or give the --storage URL "
+                                 "it used")
+    opened = _storage(url)
+    names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
+    if name not in names:
+        raise ArchError(f"no study '{name}' in {url}",
+                        hint=did_you_mean(name, names) or
+                        (f"studies there: {', '.join(names)}" if names else
+                         "it holds no study yet"))
+    return optuna.load_study(study_name=name, storage=opened)
+
+
+def _storage(url: str | None) -> optuna.storages.BaseStorage:
+    """The optuna storage of `url` (default `DEFAULT_STORAGE`); one that cannot be opened (an
+    unknown scheme, a missing driver, an unreachable server) is the user's error."""
+    url = url or DEFAULT_STORAGE
+    try:
+        return optuna.storages.get_storage(url)
+    except Exception as error:  # sqlalchemy and driver errors have no common base
+        raise ArchError(f"--storage: cannot open '{url}': {str(error).splitlines()[0]}",
+                        hint="an optuna storage URL, e.g. sqlite:///archc.db or "
+                             "postgresql://user@host/db") from None
 
 
 def begin_trial(study: optuna.Study, space: Space, point: Mapping[str, Scalar]) -> optuna.Trial:

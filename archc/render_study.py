@@ -1,0 +1,138 @@
+"""Rich tables of a study for `archc search`, `show` and `evaluate`: the leaderboard, the Pareto
+front, the failures by reason, and test-split evaluations.
+
+Nothing here decides anything: ranking and the front come from `archc.search.evaluate`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
+from rich.table import Table
+
+if TYPE_CHECKING:
+    import optuna
+
+    from archc.search.evaluate import Evaluation
+    from archc.search.objectives import Objective
+
+__all__ = ["leaderboard", "pareto_table", "failures_table", "evaluation_table"]
+
+_ARROW = {"maximize": "↑", "minimize": "↓"}
+
+
+def _objectives(study: optuna.Study, objectives: Sequence[Objective]) -> Sequence[Objective]:
+    if objectives:
+        return objectives
+    from archc.search.objectives import DEFAULT, parse_objectives
+    stored = study.user_attrs.get("objectives")
+    return parse_objectives(", ".join(stored)) if stored else DEFAULT
+
+
+def _counts(study: optuna.Study) -> str:
+    states = Counter(t.state.name.lower() for t in study.trials)
+    parts = [f"{states[s]} {s}" for s in ("complete", "pruned", "fail", "running") if states[s]]
+    return ", ".join(parts) or "no trials"
+
+
+def leaderboard(study: optuna.Study, objectives: Sequence[Objective] = (), top: int = 10
+                ) -> Table:
+    """The best complete trials, best first by the first objective: its values, parameters,
+    epochs run, training seconds, the test score when `archc evaluate` stored one, a note."""
+    from archc.search.evaluate import ranked
+    objectives = _objectives(study, objectives)
+    evaluation = study.user_attrs.get("evaluation") or {}
+    table = Table(title=f"study {escape(study.study_name)}: {len(study.trials)} trials "
+                  f"({_counts(study)})", header_style="bold", title_style="bold")
+    table.add_column("trial", justify="right")
+    for objective in objectives:
+        table.add_column(f"{objective.metric} {_ARROW[objective.direction]}", justify="right")
+    for column in ("params", "epochs", "seconds"):
+        table.add_column(column, justify="right")
+    if evaluation:
+        table.add_column("test accuracy (mean ± sd)", justify="right")
+    table.add_column("note")
+    for rank, trial in enumerate(ranked(study, tuple(objectives))[:top]):
+        attrs = trial.user_attrs
+        row = [str(trial.number), *(_num(v, bold=rank == 0) for v in trial.values),
+               f"{attrs.get('param_count') or 0:,}",
+               str(len(attrs.get("metrics_per_epoch") or ())),
+               f"{attrs.get('wall_time') or 0:.1f}"]
+        if evaluation:
+            row.append(_test(evaluation.get(str(trial.number))))
+        row.append(f"[dim]{escape(attrs.get('reason') or '')}[/]")
+        table.add_row(*row)
+    return table
+
+
+def pareto_table(study: optuna.Study, objectives: Sequence[Objective]) -> Table:
+    """The non-dominated trials of a multi-objective study, by the first objective."""
+    from archc.search.evaluate import pareto_front, ranked
+    front = {t.number for t in pareto_front(study)}
+    table = Table(title=f"Pareto front: {len(front)} trials", header_style="bold",
+                  title_style="bold")
+    table.add_column("trial", justify="right")
+    for objective in objectives:
+        table.add_column(f"{objective.metric} {_ARROW[objective.direction]}", justify="right")
+    table.add_column("params", justify="right")
+    for trial in ranked(study, tuple(objectives)):
+        if trial.number in front:
+            table.add_row(str(trial.number), *(_num(v) for v in trial.values),
+                          f"{trial.user_attrs.get('param_count') or 0:,}")
+    return table
+
+
+def failures_table(study: optuna.Study) -> Table | None:
+    """Failed and pruned trials counted by reason (None when every trial completed)."""
+    reasons = Counter((t.state.name.lower(), _first_line(t.user_attrs.get("reason")))
+                      for t in study.trials if t.state.name in ("FAIL", "PRUNED"))
+    if not reasons:
+        return None
+    table = Table(title="not completed, by reason", header_style="bold", title_style="bold")
+    for column in ("status", "trials", "reason"):
+        table.add_column(column, justify="right" if column == "trials" else "left")
+    for (state, reason), count in reasons.most_common():
+        table.add_row(state, str(count), escape(reason))
+    return table
+
+
+def evaluation_table(evaluations: Sequence[Evaluation], objective: Objective) -> Table:
+    """`archc evaluate`: each trial's validation score from the search and its test metrics,
+    mean ± sample standard deviation over the fresh seeds."""
+    names = sorted({n for e in evaluations for n in e.summary()})
+    table = Table(title="test split, retrained on fresh seeds (mean ± sd)", header_style="bold",
+                  title_style="bold")
+    failed = any(e.failures for e in evaluations)
+    table.add_column("trial", justify="right")
+    table.add_column(f"{objective.metric} (search)", justify="right")
+    for name in names:
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("seeds", justify="right")
+    if failed:
+        table.add_column("failures")
+    for e in evaluations:
+        summary = e.summary()
+        cells = [f"{summary[n][0]:.4f} ± {summary[n][1]:.4f}" if n in summary else "—"
+                 for n in names]
+        table.add_row(str(e.number), _num(e.val), *cells, f"{len(e.runs)}/{len(e.seeds)}",
+                      *([escape("; ".join(e.failures))] if failed else []))
+    return table
+
+
+def _num(value: Any, bold: bool = False) -> str:
+    text = f"{value:.4f}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return f"[bold]{text}[/]" if bold else text
+
+
+def _test(stored: dict | None) -> str:
+    if not stored or "test_accuracy" not in stored:
+        return "[dim]—[/]"
+    mean, sd = stored["test_accuracy"]
+    return f"{mean:.4f} ± {sd:.4f}"
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else "—"

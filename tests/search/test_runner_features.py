@@ -1,0 +1,144 @@
+"""The runner's pruners, failures, several objectives, stale-trial recovery, and the plan's
+checks — on small digits searches (one epoch or a few per trial)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import optuna
+import pytest
+
+import archc
+from archc.errors import ArchError, CheckError
+from archc.search.runner import run_search
+from archc.search.study import begin_trial, history, mark_interrupted, open_study
+
+TrialState = optuna.trial.TrialState
+
+TINY = """\
+space tiny {
+    input image: float[1, 8, 8]
+    conv2d(choice(8, 16), k = 3)
+    relu
+    optional { conv_bn_relu(k = 3) }
+    classifier(task.classes)
+}
+train {
+    lr = choice(0.003, 0.03)
+    epochs = 3
+}
+"""
+
+# k = 9 with valid padding does not fit 8×8 (a shape error at compile time); SGD with
+# lr = 1e8 and no clipping diverges (a NaN loss while training).
+FAILING = """\
+space failing {
+    input image: float[1, 8, 8]
+    conv2d(8, k = choice(3, 9), padding = "valid")
+    classifier(task.classes)
+}
+train {
+    optimizer = "sgd"
+    grad_clip = 0
+    lr = choice(0.05, 1e8)
+    epochs = 1
+}
+"""
+
+
+@pytest.fixture(autouse=True)
+def quiet() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'archc.db'}"
+
+
+def test_failures_are_recorded_with_reasons_and_the_search_completes(tmp_path: Path) -> None:
+    study = run_search(archc.loads(FAILING), trials=8, threads=1, storage=url(tmp_path), seed=1)
+    reasons = [t.user_attrs["reason"] or "" for t in study.trials]
+    assert len(study.trials) == 8
+    assert any("k = 9" in r and "valid padding" in r for r in reasons)  # the shape error
+    assert any("nan" in r.lower() for r in reasons)                    # the diverged loss
+    for trial in study.trials:
+        if trial.state == TrialState.FAIL:
+            assert trial.user_attrs["status"] == "fail" and trial.user_attrs["reason"]
+    assert any(t.state == TrialState.COMPLETE for t in study.trials)
+
+
+def test_a_pruner_stops_trials_and_keeps_their_last_metrics(tmp_path: Path) -> None:
+    outcomes = []
+    study = run_search(archc.loads(TINY), trials=8, threads=1, storage=url(tmp_path), pruner="halving",
+                       seed=0, on_trial=outcomes.append)
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned, "successive halving prunes at the first rung"
+    for trial in pruned:
+        epochs = trial.user_attrs["metrics_per_epoch"]
+        assert 1 <= len(epochs) <= 3 and trial.user_attrs["status"] == "pruned"
+        assert trial.value == pytest.approx(epochs[-1]["val_accuracy"], abs=1e-12)
+        assert trial.intermediate_values[len(epochs)] == trial.value
+    # searchers are told (and restore) a pruned trial's last value
+    told = {o.number: o.score for o in outcomes if o.status == "pruned"}
+    assert told == {t.number: t.value for t in pruned}
+    restored = dict(enumerate(result for _, result in history(study)))
+    assert all(restored[t.number] == t.value for t in pruned)
+
+
+def test_several_objectives_search_with_nsga2(tmp_path: Path) -> None:
+    study = run_search(archc.loads(TINY), trials=4, threads=1, storage=url(tmp_path), epochs=1,
+                       objective="maximize(val_accuracy), minimize(params)")
+    loaded = optuna.load_study(study_name="tiny", storage=url(tmp_path))
+    assert [d.name for d in loaded.directions] == ["MAXIMIZE", "MINIMIZE"]
+    done = [t for t in loaded.trials if t.state == TrialState.COMPLETE]
+    assert done and all(t.values[1] == t.user_attrs["param_count"] for t in done)
+    assert loaded.best_trials and loaded.user_attrs["objectives"] == [
+        "maximize(val_accuracy)", "minimize(params)"]
+
+
+def test_objective_metrics_are_checked_at_the_spec(tmp_path: Path) -> None:
+    text = TINY.replace("epochs = 3\n}", "epochs = 3\n}\nsearch {\n"
+                        "    objective = maximize(val_acc), minimize(params)\n}")
+    with pytest.raises(CheckError) as caught:
+        run_search(archc.loads(text, name="t.arch"), spec_text=text, spec_name="t.arch",
+                   storage=url(tmp_path))
+    message = caught.value.render()
+    assert "t.arch:13:26: error: task 'digits' has no metric 'val_acc'" in message
+    assert "did you mean 'val_accuracy'" in message
+    assert not (tmp_path / "archc.db").exists()  # nothing was started
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ({"pruner": "fast"}, "--pruner: unknown pruner 'fast'"),
+    ({"searcher": "genetic"}, "unknown searcher 'genetic'"),
+    ({"objective": "max(val_accuracy)"}, "--objective takes maximize(metric)"),
+    ({"objective": "maximize(val_accuracy), minimize(params)", "searcher": "random"},
+     "searcher 'random' optimises one objective"),
+    ({"objective": "maximize(val_accuracy), minimize(params)", "pruner": "median"},
+     "--pruner needs a single objective"),
+    ({"objective": "minimize(params)", "pruner": "median"}, "not reported per epoch"),
+    ({"storage": "nosuchdb://x"}, "--storage: cannot open 'nosuchdb://x'"),
+])
+def test_plan_errors_name_the_option(tmp_path: Path, options: dict, expected: str) -> None:
+    options.setdefault("storage", url(tmp_path))
+    with pytest.raises(ArchError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        run_search(archc.loads(TINY), trials=1, **options)
+
+
+def test_stale_running_trials_are_marked_interrupted(tmp_path: Path) -> None:
+    space = archc.loads(TINY)
+    study = open_study("tiny", url(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = begin_trial(study, space, space.sample(seed=0))
+    stale.set_user_attr("worker", f"{socket.gethostname()}:{dead.pid}")
+    live = begin_trial(study, space, space.sample(seed=1))
+    live.set_user_attr("worker", f"{socket.gethostname()}:{os.getppid()}")
+    assert mark_interrupted(study) == [stale.number]
+    assert study.trials[stale.number].user_attrs["reason"] == "interrupted"
+    assert study.trials[live.number].state == TrialState.RUNNING  # another live process
+    resumed = run_search(space, trials=3, threads=1, storage=url(tmp_path), epochs=1)
+    assert [t.number for t in resumed.trials] == [0, 1, 2]
