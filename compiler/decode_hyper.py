@@ -23,7 +23,7 @@ the connections are one per loop, or one for all when `share_mix`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -39,12 +39,17 @@ if TYPE_CHECKING:
 __all__ = ["Streams", "HyperDecoding"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Streams:
-    """The hyper scope of the statements being decoded: n streams mixed by `mix` at each site."""
+    """The hyper scope of the statements being decoded: n streams mixed by `mix` at each site;
+    `layers` numbers its connections in order (HC starts site k's H_pre on stream k mod n)."""
 
     streams: int
     mix: BlockSpec
+    layers: dict[str, int] = field(default_factory=dict)
+
+    def layer(self, key: str) -> int:
+        return self.layers.setdefault(key, len(self.layers))
 
 
 class HyperDecoding:
@@ -87,7 +92,7 @@ class HyperDecoding:
         try:
             x = self.part(args["begin"], x, f"{path}.begin", ix, where)
             streams = self.expand(x, h.streams, h.mix, path, where)
-            outer = self.copy
+            outer, site = self.copy, Streams(h.streams, h.mix)
             for r in range(h.loops):
                 here = f"{path}.mix" if h.share_mix else f"{path}.mix[{r}]"
                 share = f"{outer.share or ''}/{here}" if h.share_mix or outer.share else None
@@ -95,8 +100,7 @@ class HyperDecoding:
                                           outer.suffix, outer.share, outer.norms)
                 middle = partial(self.loop_middle, args["middle"], path=path, ix=ix,
                                  span=where, r=r, outer=outer)
-                streams = self.connect(Streams(h.streams, h.mix), streams, here, share, where,
-                                       middle)
+                streams = self.connect(site, streams, here, share, where, middle)
             self.copy = outer
             x = self.collapse(streams, h.streams, h.collapse, path, where)
             return self.part(args["end"], x, f"{path}.end", ix, where)
@@ -147,8 +151,9 @@ class HyperDecoding:
         the nodes of one `share` key), `layer` on its layer input, depth connection."""
         kind = self.arch.type_of(streams)
         n, here = site.streams, path + self.copy.suffix
+        index = site.layer(share or here)
         width = self.arch.add("hc_width", "hc_width", kind, (streams,),
-                              h=node_h(mix=site.mix, streams=n), path=here,
+                              h=node_h(mix=site.mix, streams=n, layer=index), path=here,
                               span=span, share=share)
         items = [self.arch.add("hc_item", "hc_item", t, (width,), h=node_h(item=i),
                                path=here, span=span, **extra)

@@ -8,8 +8,11 @@ follows (`nn.Linear` keeps `in_features`, `out_features`): for each argument of 
 from the default, and always for the few in `SHOWN` that a reader looks for.
 
 So archc's own module classes must keep every `__init__` argument, unchanged, under its own
-name (`self.heads = heads`); `export_code` rebuilds the model and compares every attribute,
-buffer and parameter shape, so a class that does not is an ExportError, never a wrong model.
+name (`self.heads = heads`); a class taking `**kwargs` gets back, by keyword, every public
+plain attribute (int, float, str, bool, None) that is not a named argument — so it keeps each
+keyword argument under its name and nothing else public in plain attributes. `export_code`
+rebuilds the model and compares every attribute, buffer and parameter shape, so a class that
+does not is an ExportError, never a wrong model.
 
 >>> from torch import nn
 >>> from archc.compiler.export_sources import Names
@@ -90,7 +93,8 @@ def _arguments(module: nn.Module, names: Names, path: str, width: int) -> list[s
         return []
     shown, out = SHOWN.get(cls, ()), []
     positional = _is_torch(cls)
-    for param in list(parameters)[1:]:  # self
+    parameters = list(parameters)[1:]  # self
+    for param in parameters:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or param.name in _SKIPPED:
             positional = False
             continue
@@ -110,7 +114,17 @@ def _arguments(module: nn.Module, names: Names, path: str, width: int) -> list[s
         positional = False
         if param.name in shown or not _equal(value, param.default) or not _is_torch(cls):
             out.append(f"{param.name}={source}")
+    if not _is_torch(cls) and any(p.kind == p.VAR_KEYWORD for p in parameters):
+        named = {p.name for p in parameters}
+        out += [f"{name}={names.expression(value, f'{path}.{name}')}"
+                for name, value in vars(module).items()
+                if name not in named and name not in _MODULE_STATE and not name.startswith("_")
+                and isinstance(value, (int, float, str, bool, type(None)))]
     return out
+
+
+_MODULE_STATE = frozenset(vars(nn.Module()))
+"""What every nn.Module keeps in its __dict__ (`training`, …): not an `__init__` argument."""
 
 
 def _attribute(module: nn.Module, name: str, default: Any) -> Any:

@@ -22,43 +22,31 @@ pruning and hashing see every layer as before.
 
 >>> problem(4, "kromhc", TensorType((8, 16), "seq")) is None
 True
->>> problem(6, "kromhc", TensorType((8, 16), "seq"))
-'kromhc factors the streams into 2×2 blocks, so streams must be a power of two, not 6'
+>>> problem(4, "mhc", TensorType((16, 8, 8), "chw")).split(":")[0]
+'hyper-connections widen a stream of vectors'
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from archc.library import hyper_connections as formulas
 from archc.library.tensor import Hyperparams, TensorType
 
-__all__ = ["KINDS", "STREAM_KINDS", "MAX_PERMUTATION_STREAMS", "problem", "params", "flops",
-           "build", "is_pure"]
+__all__ = ["KINDS", "problem", "params", "flops", "build", "function", "is_pure", "node_h"]
 
 KINDS = ("expand", "hc_width", "hc_item", "hc_depth", "collapse")
 """The node kinds this file describes (see the table above)."""
-
-STREAM_KINDS = ("expand", "hc_depth")
-"""Kinds whose output holds n streams (and `hc_item` 1, the mixed streams)."""
-
-MAX_PERMUTATION_STREAMS = 6
-"""mhc_lite mixes all n! permutation matrices per token: 720 at n = 6, 5,040 at n = 7 (a
-5,040-wide projection per site), so larger n is refused."""
-
 
 def problem(streams: int, mix: str, x: TensorType) -> str | None:
     """What is wrong with hyper-connecting `x` on `streams` streams with `mix`, or None."""
     if x.layout not in ("seq", "flat") or x.dtype != "float":
         return (f"hyper-connections widen a stream of vectors: they take float (t, d) or (d,), "
                 f"got {x}")
-    if mix == "kromhc" and streams & (streams - 1):
-        return (f"kromhc factors the streams into 2×2 blocks, so streams must be a power of "
-                f"two, not {streams}")
-    if mix == "mhc_lite" and streams > MAX_PERMUTATION_STREAMS:
-        return (f"mhc_lite mixes all streams! = {math.factorial(streams):,} permutation "
-                f"matrices per token; keep streams ≤ {MAX_PERMUTATION_STREAMS}")
+    try:
+        formulas.check_site(mix, streams)
+    except ValueError as err:
+        return str(err)
     return None
 
 
@@ -80,8 +68,7 @@ def flops(data: dict[str, Any], x: TensorType) -> int:
         return int(formulas.site_flops(h.mix.name, dict(h.mix.h), h.streams, x.last,
                                        x.positions))
     if data["kind"] == "collapse":
-        # 'head' reads its gates from the flattened streams with one (n·d → n) projection
-        return 0 if h.how == "sum" else 2 * x.positions * h.streams * x.last * h.streams
+        return int(formulas.collapse_flops(h.how, h.streams, x.last, x.positions))
     return 0
 
 
@@ -90,7 +77,7 @@ def build(data: dict[str, Any], x: TensorType) -> Any:
     from archc.library.hyper_connections_modules import Collapse, Connection
     h = data["h"]
     if data["kind"] == "hc_width":
-        return Connection(h.mix.name, h.streams, x.last, **dict(h.mix.h))
+        return Connection(h.mix.name, h.streams, x.last, layer=h.layer, **dict(h.mix.h))
     return Collapse(h.streams, x.last, h.how)
 
 

@@ -47,7 +47,6 @@ from torch import Tensor, nn
 
 from archc.library.hyper_connections import (
     COLLAPSES,
-    MIX_BLOCKS,
     SHC_SCALARS,
     check_site,
     res_coefficients,
@@ -200,8 +199,19 @@ class Collapse(nn.Module):
 
 def _declared(mix: str) -> dict[str, Any]:
     """The mix block's hyperparameters and their defaults, in declaration order."""
-    signature = MIX_BLOCKS[mix].signature  # type: ignore[attr-defined]
-    return {p.name: p.default for p in signature.params}
+    return dict(MIX_DEFAULTS[mix])
+
+
+MIX_DEFAULTS: dict[str, dict[str, Any]] = {
+    "hc": {"dynamic": False, "tanh": True, "alpha": 0.01},
+    "mhc": {"iters": 20, "alpha": 0.01, "post_scale": 2.0},
+    "mhc_lite": {"alpha": 0.01},
+    "kromhc": {"alpha": 0.01},
+    "shc": {"alpha": 0.01, "gamma": 1.0},
+}
+"""The mix blocks' declared hyperparameters and defaults (`MIX_BLOCKS[mix].signature`) as a
+literal, so that an exported model.py, which copies this module's code, needs no signature
+(tests/compiler/test_hyper_export.py checks that the two agree)."""
 
 
 def _logit(p: float) -> float:
