@@ -126,8 +126,8 @@ class Connection(nn.Module):
         elif self.dynamic:
             pre, res, post = self._dynamic_hc(h)
         else:
-            return self.pre @ h, self.res @ h, self.post  # (..., d), (..., n, d), (n,)
-        x = (pre.unsqueeze(-2) @ h).squeeze(-2)  # (..., d)
+            pre, res, post = self.pre, self.res, self.post  # (n,), (n, n), (n,)
+        x = (pre.unsqueeze(-2) @ h).squeeze(-2)  # (..., d); a bmm even at n = 1
         return x, res @ h, post
 
     def _dynamic_hc(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
