@@ -145,7 +145,7 @@ def test_hc_at_init_is_exactly_a_pre_norm_residual_network(n: int, dynamic: bool
 def test_manifold_mixes_start_near_the_identity_residual(mix: str) -> None:
     site = Connection(mix, 4, D).double()
     h = expand_streams(torch.randn(2, 3, D, dtype=torch.float64), 4)
-    x, mixed, post = site(h)
+    x, _, post = site(h)
     # H_pre = 1/n each, H_post = 1, up to the float32 rounding of the initial biases
     torch.testing.assert_close(x, h[..., 0, :], rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(post, torch.ones_like(post), rtol=1e-6, atol=1e-6)
