@@ -7,9 +7,10 @@ The weight is materialised, so compute is that of the dense layer; only paramete
 n³ + out·in·(k^dim)/n (+ out for the bias). Both channel counts must be divisible by n.
 Maths and the reference's pitfalls: research/blocks.md §10.
 
-FLOPs: `flops` is the dense layer's count per example. Building the weight is one more einsum
-of 2·n·out·in·k^dim FLOPs per forward, whatever the batch, so it is not a per-example cost;
-`flops_per_forward` states it (the contract test checks both against torch's flop counter).
+FLOPs: the dense layer's count per example plus building the weight, one einsum of
+2·n·out·in·k^dim FLOPs per forward whatever the batch — so `flops` is exact for one example
+alone (how archc's cost model and `require flops < …` count), and `flops_per_forward` names
+the part a batch of b shares (b examples cost b·(flops − per_forward) + per_forward).
 
 >>> PhmConv2d.signature.param("n").default
 4
@@ -74,7 +75,7 @@ class _PhmConv:
 
     @classmethod
     def flops(cls, h: Hyperparams, x: TensorType) -> int:
-        return _conv_flops(x.channels, h.k, cls.shape(h, x))
+        return _conv_flops(x.channels, h.k, cls.shape(h, x)) + cls.flops_per_forward(h, x)
 
     @staticmethod
     def flops_per_forward(h: Hyperparams, x: TensorType) -> int:
@@ -107,7 +108,7 @@ class PhmLinear:
 
     @staticmethod
     def flops(h: Hyperparams, x: TensorType) -> int:
-        return 2 * x.positions * x.last * h.out
+        return 2 * x.positions * x.last * h.out + PhmLinear.flops_per_forward(h, x)
 
     @staticmethod
     def flops_per_forward(h: Hyperparams, x: TensorType) -> int:

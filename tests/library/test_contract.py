@@ -161,8 +161,9 @@ def test_cpu_module_matches_every_rule(name: str, h: Hyperparams, x: TensorType)
     assert out.is_floating_point() == (y.dtype == "float")
     measured, predicted = counter.get_total_flops() / BATCH, impl.flops(h, x)
     # FLOPs paid once per forward whatever the batch (a PHM layer builds its weight from its
-    # factors) are seen once by the counter, so per example they count 1 / BATCH.
-    predicted += getattr(impl, "flops_per_forward", lambda h, x: 0)(h, x) / BATCH
+    # factors) are in the rule once, as for one example alone; a batch shares them.
+    shared = getattr(impl, "flops_per_forward", lambda h, x: 0)(h, x)
+    predicted += shared / BATCH - shared
     if hasattr(impl, "flops_bounds"):  # data-dependent: routing decides how many rows each
         low, high = impl.flops_bounds(h, x)  # expert computes (moe); the rule is one value
         assert low <= measured <= high and low <= predicted <= high  # of that range
