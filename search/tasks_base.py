@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from archc.search.trainer import TrainResult
 
 __all__ = ["Task", "Split", "Report", "CLASSIFICATION_METRICS", "LM_METRICS", "stratified",
-           "tensors"]
+           "tensors", "no_data"]
 
 Split = tuple[torch.Tensor, torch.Tensor]
 """(inputs, targets), batch axis first: float images/signals or int64 tokens as inputs; int64
@@ -77,6 +77,13 @@ class Task:
         return train(compiled, self, settings, seed=seed, budget_epochs=budget_epochs,
                      budget_seconds=budget_seconds, threads=threads, report=report, test=test,
                      budget_steps=budget_steps)
+
+
+def no_data(name: str, data: str | None) -> None:
+    """Refuse a data path given to a task that reads none."""
+    if data is not None:
+        raise ArchError(f"task '{name}' reads no data path (got '{data}')",
+                        hint="only charlm and the nb201 tasks take one")
 
 
 def stratified(labels: np.ndarray, fractions: tuple[float, ...], seed: int
