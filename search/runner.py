@@ -102,8 +102,9 @@ def run_search(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
     return study
 
 
-def _told(objectives: Sequence[Objective], result: object) -> object:
-    """A stored result as the searcher takes it: maximised scores, one float or a tuple."""
+def _told(objectives: Sequence[Objective], result: Any) -> Any:
+    """A stored result as the searcher takes it: maximised scores, one float or a tuple
+    (NSGA-II's `tell` takes the tuple; the single-objective searchers a float)."""
     if result is None:
         return None
     values = signed(objectives, result if isinstance(result, Sequence) else (result,))
@@ -163,12 +164,12 @@ class _Trial:
             return Outcome(number, "pruned", None if value is None else (value,),
                            built.cost.params, self._took(), reason)
         metrics = {**result.metrics, **costs}
-        values, reason = _values(plan.objectives, metrics) if result.ok else (None,
-                                                                             result.reason)
+        values, why = _values(plan.objectives, metrics) if result.ok else (None,
+                                                                          result.reason)
         status = "complete" if values is not None else "fail"
-        record(value=values, status=status, reason=reason, metrics_per_epoch=result.history,
+        record(value=values, status=status, reason=why, metrics_per_epoch=result.history,
                wall_time=result.seconds)
-        return Outcome(number, status, values, built.cost.params, self._took(), reason)
+        return Outcome(number, status, values, built.cost.params, self._took(), why)
 
     def _report(self, epochs: list[dict[str, float]], epoch: int,
                 metrics: dict[str, float]) -> None:

@@ -1,0 +1,157 @@
+"""`archc search` killed and resumed, Ctrl-C, and `archc show / evaluate / export` on a stored
+study: output, files, exit codes, and no traceback for any option error."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+import archc
+from archc.cli import app
+from archc.search.runner import run_search
+
+TrialState = optuna.trial.TrialState
+SPEC = """\
+space tiny {
+    input image: float[1, 8, 8]
+    conv2d(choice(8, 16), k = 3)
+    relu
+    optional { conv_bn_relu(k = 3) }
+    classifier(task.classes)
+}
+train {
+    lr = choice(0.003, 0.03)
+    epochs = 1
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A finished two-objective search of 5 trials in a SQLite file: its URL."""
+    folder = tmp_path_factory.mktemp("study")
+    url = f"sqlite:///{folder / 'archc.db'}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    run_search(archc.loads(SPEC), spec_text=SPEC, spec_name="tiny.arch", trials=5,
+               storage=url, threads=1, objective="maximize(val_accuracy), minimize(params)")
+    return url
+
+
+def cli(*args: str) -> object:
+    return CliRunner().invoke(app, list(args))
+
+
+def test_show_prints_the_leaderboard_front_and_writes_plots(stored: str,
+                                                            tmp_path: Path) -> None:
+    result = cli("show", "tiny", "--storage", stored, "--plots", str(tmp_path / "plots"))
+    assert result.exit_code == 0, result.output
+    assert "study tiny: 5 trials" in result.stdout and "val_accuracy ↑" in result.stdout
+    assert "params ↓" in result.stdout and "Pareto front:" in result.stdout
+    for name in ("history.png", "pareto.png"):
+        assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_reports_test_mean_and_sd(stored: str) -> None:
+    result = cli("evaluate", "tiny", "--storage", stored, "--top", "1", "--seeds", "2")
+    assert result.exit_code == 0, result.output
+    assert "test_accuracy" in result.stdout and " ± " in result.stdout
+    study = optuna.load_study(study_name="tiny", storage=stored)
+    (kept,) = study.user_attrs["evaluation"].values()
+    mean, sd = kept["test_accuracy"]
+    assert 0.0 <= mean <= 1.0 and sd >= 0.0 and kept["seeds"] == 2
+
+
+def test_export_retrains_the_trial_to_its_stored_score(stored: str, tmp_path: Path) -> None:
+    study = optuna.load_study(study_name="tiny", storage=stored)
+    best = max((t for t in study.trials if t.state == TrialState.COMPLETE),
+               key=lambda t: (t.values[0], -t.values[1], -t.number))
+    result = cli("export", "tiny", "--storage", stored, "-o", str(tmp_path / "model"))
+    assert result.exit_code == 0, result.output
+    assert f"trial {best.number}:" in result.stdout
+    # same seed, same settings: the retrained network scores exactly what the search stored
+    shown = float(result.stdout.split("val_accuracy ")[1].split()[0])
+    assert shown == pytest.approx(best.values[0], abs=5e-5)
+    assert {p.name for p in (tmp_path / "model").iterdir()} >= {
+        "model.py", "weights.safetensors", "point.json"}
+
+
+@pytest.mark.parametrize(("args", "code", "expected"), [
+    (["show", "nope"], 1, "no study 'nope' in"),
+    (["show", "tiny", "--storage", "nosuchdb://x"], 1, "--storage: cannot open"),
+    (["show", "tiny", "--storage", "sqlite:///missing/archc.db"], 1,
+     "--storage: no database file"),
+    (["export", "tiny", "--trial", "99", "-o", "out"], 1, "--trial 99: out of range"),
+    (["export", "tiny", "--trial", "first", "-o", "out"], 1, "--trial takes 'best'"),
+    (["export", "tiny", "-o", "out", "--format", "onnx"], 1, "--format must be one of"),
+    (["evaluate", "tiny", "--seeds", "0"], 2, "--seeds"),
+    (["search", "tiny.arch", "--pruner", "fast"], 1, "--pruner: unknown pruner 'fast'"),
+])
+def test_option_errors_name_the_flag(stored: str, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch, args: list[str],
+                                     code: int, expected: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.arch").write_text(SPEC)
+    if "--storage" not in args and args[0] != "search":
+        args = [*args, "--storage", stored]
+    result = cli(*args)
+    assert result.exit_code == code, result.output
+    assert expected in result.output and "Traceback" not in result.output
+
+
+def search_process(folder: Path, trials: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "archc.cli", "search", "tiny.arch", "--trials", str(trials),
+         "--epochs", "2", "--threads", "1"],
+        cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_a_running_trial(url: str, process: subprocess.Popen[str]) -> None:
+    """Until the study holds a complete trial and a running one (or the process ended)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            states = [t.state for t in optuna.load_study(study_name="tiny",
+                                                         storage=url).trials]
+        except KeyError:  # the study is not created yet
+            states = []
+        if TrialState.COMPLETE in states and states[-1] == TrialState.RUNNING:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the search never had a running trial after a complete one")
+
+
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_a_stopped_search_loses_nothing_and_resumes(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    stop: signal.Signals) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.arch").write_text(SPEC)
+    url = f"sqlite:///{tmp_path / 'archc.db'}"
+    process = search_process(tmp_path, trials=6)
+    wait_for_a_running_trial(url, process)
+    process.send_signal(stop)
+    out, _ = process.communicate(timeout=60)
+    before = optuna.load_study(study_name="tiny", storage=url).trials
+    if stop == signal.SIGINT:  # Ctrl-C: a clean stop with the leaderboard
+        assert process.returncode == 130 and "interrupted" in out and "study tiny" in out
+        assert all(t.state != TrialState.RUNNING for t in before)
+    rerun = cli("search", "tiny.arch", "--trials", str(len(before) + 2), "--epochs", "1",
+                "--threads", "1")  # the same command, in this process
+    assert rerun.exit_code == 0, rerun.output
+    after = optuna.load_study(study_name="tiny", storage=url).trials
+    assert [t.number for t in after] == list(range(len(before) + 2))  # numbering goes on
+    for old, new in zip(before, after, strict=False):
+        if old.state == TrialState.COMPLETE:  # every completed trial is still there
+            assert new.state == TrialState.COMPLETE and new.values == old.values
+        else:  # the one cut short is failed, as interrupted
+            assert new.state == TrialState.FAIL
+            if old.state == TrialState.RUNNING or stop == signal.SIGINT:
+                assert new.user_attrs["reason"] == "interrupted"
+    assert any(t.user_attrs.get("reason") == "interrupted" for t in after)
