@@ -32,7 +32,8 @@ def _load(name: str) -> archc.Space:
 def test_the_examples_are_there():
     names = {p.name for p in SPECS}
     assert {"hc_lm.arch", "nb201.arch", "digits_cnn.arch", "mnist1d.arch", "hyperloop.arch",
-            "terminator.arch", "widenet.arch", "phm_cnn.arch"} <= names
+            "terminator_digits.arch", "terminator_mnist1d.arch",
+            "widenet.arch", "phm_cnn.arch"} <= names
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)

@@ -93,7 +93,7 @@ def test_shapes_parameters_and_flops_in_1d_and_2d(shape: tuple[int, ...], name: 
 def test_wrong_inputs_are_shape_errors() -> None:
     for name in ("hyperzzw", "terminator"):
         impl, h = _rules(name, TensorType((16,), "flat"))
-        with pytest.raises(ShapeError, match="cl|chw"):
+        with pytest.raises(ShapeError, match=r"cl|chw"):
             impl.shape(h, TensorType((16,), "flat"))
     impl, h = _rules("terminator", TensorType((4, 1, 1), "chw"))
     with pytest.raises(ShapeError, match="at least 2 positions"):
