@@ -34,7 +34,8 @@ TRAIN_FIELDS = _table(
 )
 
 SEARCHERS = ("random", "random_arch", "mcts", "smbo", "evolution", "local", "tpe", "nsga2")
-METRICS = ("val_accuracy", "val_loss", "val_bpc", "params", "flops", "latency", "memory", "train_loss")
+METRICS = ("val_accuracy", "val_loss", "val_bpc", "params", "flops", "latency", "memory",
+           "train_loss")
 
 SEARCH_FIELDS = _table(
     Hyper("task", "str", "digits", "the task: a built-in name or module:function"),

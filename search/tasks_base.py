@@ -61,7 +61,7 @@ class Task:
         """The split called `name` ("train", "val" or "test")."""
         if name not in ("train", "val", "test"):
             raise ArchError(f"unknown split '{name}'", hint="use train, val or test")
-        return getattr(self, name)  # type: ignore[no-any-return]
+        return getattr(self, name)
 
     def fit(self, compiled: Any, settings: Mapping[str, Any], *, seed: int,
             budget_epochs: int | None = None, budget_seconds: float | None = None,

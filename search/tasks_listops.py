@@ -80,7 +80,8 @@ def generate(count: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
     """`count` distinct expressions as (count, LENGTH) padded token ids and their values."""
     rng = random.Random(seed)
     seen: set[tuple[int, ...]] = set()
-    rows, labels = [], []
+    rows: list[tuple[int, ...]] = []
+    labels: list[int] = []
     while len(rows) < count:
         expr = _draw(rng, 1)
         ids = tuple(tokens(expr))

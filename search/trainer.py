@@ -159,9 +159,11 @@ def apply_dropout(model: nn.Module, rate: float) -> int:
         if isinstance(module, nn.modules.dropout._DropoutNd):
             if module.p == 0:
                 module.p, changed = rate, changed + 1
-        elif isinstance(getattr(module, "dropout", None), numbers.Real) and not isinstance(
-                module.dropout, bool) and module.dropout == 0:
-            module.dropout, changed = rate, changed + 1
+            continue
+        own = getattr(module, "dropout", None)  # a block's own rate, e.g. attention's
+        if isinstance(own, numbers.Real) and not isinstance(own, bool) and own == 0:
+            setattr(module, "dropout", rate)  # noqa: B010 (a duck-typed attribute)
+            changed += 1
     return changed
 
 

@@ -60,3 +60,21 @@ def test_a_module_that_fails_its_own_import_keeps_its_traceback(tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModuleNotFoundError, match="no_such_dependency_here"):
         get_task("broken_tasks:make")
+
+
+def test_the_worked_example_of_docs_tasks_md_runs(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import archc
+
+    doc = (HERE.parents[1] / "docs" / "tasks.md").read_text()
+    module = doc.split("```python\n")[1].split("```")[0]
+    spec = doc.split("```\nspace ")[1].split("```")[0]
+    (tmp_path / "mytasks.py").write_text(module)
+    monkeypatch.chdir(tmp_path)
+    task = get_task("mytasks:parity")
+    space = archc.loads("space " + spec)
+    point = space.sample(seed=0)
+    torch.manual_seed(0)
+    compiled = archc.compile(space, point, task.constants, task.dims)
+    settings = {name: field.default for name, field in TRAIN_FIELDS.items()}
+    assert task.fit(compiled, settings, seed=0, budget_epochs=1).ok
