@@ -118,3 +118,27 @@ def test_unknown_optimizer_schedule_and_loss_are_user_errors() -> None:
     odd = dataclasses.replace(get_task("digits"), loss="regression")
     with pytest.raises(ArchError, match="loss 'regression'"):
         train(_compiled(), odd, _settings(), seed=0)
+
+
+class _OutOfMemory(_Inf):
+    error: Exception = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError("CUDA out of memory. Tried to "
+                                                          "allocate 2.00 GiB"),
+                                   MemoryError()])
+def test_out_of_memory_is_a_failed_result_named_as_such(error: Exception) -> None:
+    model = _OutOfMemory()
+    model.error = error
+    result = train(model, get_task("digits"), _settings(), seed=0, budget_epochs=1)
+    assert result.status == "failed" and (result.reason or "").startswith("out of memory")
+
+
+def test_threads_apply_during_the_run_and_are_restored() -> None:
+    before, seen = torch.get_num_threads(), []
+    train(_compiled(), get_task("digits"), _settings(), seed=0, budget_steps=2, threads=1,
+          report=lambda epoch, metrics: seen.append(torch.get_num_threads()))
+    assert seen == [1] and torch.get_num_threads() == before
