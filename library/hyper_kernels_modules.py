@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -128,11 +129,20 @@ class HyperZZW(nn.Module):
         return self.convolve(z, self.kernel(z))
 
 
+def cast_operator(module: nn.Module) -> HyperZZW:
+    """A Terminator's local branch, typed as what it is."""
+    return cast(HyperZZW, module)
+
+
 class GroupBatchInstanceNorm(nn.Module):
     """G-IBS: the channels in `groups` contiguous groups, normalised alternately by batch norm
     (even groups) and instance norm (odd groups), neither with an affine map. The reference
     uses batch statistics in eval mode too; here batch norm keeps running statistics, so in
     eval mode no example depends on the others (instance norm never couples them)."""
+
+    batch_index: torch.Tensor
+    instance_index: torch.Tensor
+    order: torch.Tensor
 
     def __init__(self, channels: int, groups: int, eps: float = 1e-5) -> None:
         super().__init__()
@@ -187,7 +197,7 @@ class Terminator(nn.Module):
         kernel = self.global_branch.kernel(z)
         g = self.global_branch.convolve(z, kernel)
         parts, local_kernels = [z, g, z * torch.sigmoid(g)], []
-        for branch in self.local:
+        for branch in map(cast_operator, self.local):
             local_kernels.append(branch.kernel(z))
             parts.append(branch.convolve(z, local_kernels[-1]))
         if self.training:

@@ -62,6 +62,8 @@ def encode(grid: torch.Tensor, mip: bool) -> torch.Tensor:
 class SlowNet(nn.Module):
     """Kernels (b, out, cells) for a batch z (b, context, …), over a grid of `sizes` cells."""
 
+    grid: torch.Tensor
+
     def __init__(self, sizes: tuple[int, ...], out: int, hidden: int, layers: int,
                  context: int, mip: bool = False) -> None:
         super().__init__()
