@@ -40,7 +40,9 @@ def search(
     study: Annotated[str | None, typer.Option(help="Study name (default: the space's).")] = None,
     seed: Annotated[int | None, typer.Option(help="Search seed (default: the spec's, else 0).")
                     ] = None,
-    threads: Annotated[int | None, typer.Option(help="Torch threads per trial.", min=1)] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="Torch threads per trial (default 1: small networks gain little from more).",
+        min=1)] = None,
 ) -> None:
     """Search a spec's space on a task: every trial is trained (or reused when the same network
     with the same settings was trained before) and stored; re-running resumes the study."""

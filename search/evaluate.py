@@ -48,6 +48,7 @@ class Search:
     data: str | None
     epochs: int | None
     seconds: float | None
+    threads: int | None
 
     @classmethod
     def of(cls, study: optuna.Study) -> Search:
@@ -59,7 +60,8 @@ class Search:
         objectives = parse_objectives(", ".join(attrs.get("objectives") or
                                                 ["maximize(val_accuracy)"]))
         return cls(study, space, objectives, attrs.get("task") or "digits",
-                   attrs.get("data"), attrs.get("epochs"), attrs.get("seconds"))
+                   attrs.get("data"), attrs.get("epochs"), attrs.get("seconds"),
+                   attrs.get("threads"))
 
     def task(self) -> Task:
         return get_task(self.task_name, self.data)
@@ -93,14 +95,16 @@ class Search:
 
     def train(self, trial: optuna.trial.FrozenTrial, seed: int, test: bool = False
               ) -> tuple[Any, Any]:
-        """Compile trial's point under `seed` and fit it with the search's settings and
-        budget: (compiled, TrainResult)."""
+        """Compile trial's point under `seed` and fit it with the search's settings, budget
+        and threads per trial: (compiled, TrainResult)."""
+        from archc.search.plan import THREADS
         from archc.search.trainer import train_settings
         task, point = self.task(), self.point(trial)
         torch.manual_seed(seed)
         built = archc.compile(self.space, point, task.constants, task.dims)
         result = task.fit(built, train_settings(self.space, point), seed=seed,
-                          budget_epochs=self.epochs, budget_seconds=self.seconds, test=test)
+                          budget_epochs=self.epochs, budget_seconds=self.seconds,
+                          threads=self.threads or THREADS, test=test)
         return built, result
 
 

@@ -29,6 +29,11 @@ from archc.search.tasks import Task, get_task
 
 __all__ = ["Plan", "make_plan", "task_of"]
 
+THREADS = 1
+"""Torch threads per trial unless told otherwise: the networks a search trains are mostly small,
+where a second thread gains little and, on a busy machine, costs a lot in contention; several
+trials at once (workers), not threads, is how a search uses more cores."""
+
 MULTI_SEARCHERS = ("nsga2",)
 """Searchers that take several objectives at once."""
 
@@ -80,7 +85,7 @@ class Plan:
                             hint="name a new study with --study")
         attrs = {"spec": self.spec_text, "spec_name": self.spec_name, "task": self.task_name,
                  "data": self.data, "objectives": [str(o) for o in self.objectives],
-                 "epochs": self.epochs, "seconds": self.seconds}
+                 "epochs": self.epochs, "seconds": self.seconds, "threads": self.threads}
         for key, value in attrs.items():
             study.set_user_attr(key, value)
         return study
@@ -132,7 +137,7 @@ def make_plan(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
                 study_name=study or cast(str, spec.get("study")) or space.name,
                 seed=seed if seed is not None else int(cast(int, spec.get("seed") or 0)),
                 epochs=epochs or budget.get("epochs"),
-                seconds=seconds or budget.get("seconds"), threads=threads)
+                seconds=seconds or budget.get("seconds"), threads=threads or THREADS)
 
 
 def _check_searcher(name: str, objectives: tuple[Objective, ...], explicit: bool) -> None:
