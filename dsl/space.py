@@ -274,15 +274,23 @@ class Space:
         rng = rng or random.Random(seed)
         trace = self.trace(point)
         out: dict[Point, None] = {}
-        for site in trace.sites:
-            current = trace.values[site.path]
-            for value in _alternatives(site, current, rng):
-                try:
-                    out[self.complete({**trace.values, site.path: value}, rng)] = None
-                except SpaceError:
-                    continue
+        for path, value in self.edits(trace, rng):
+            try:
+                out[self.complete({**trace.values, path: value}, rng)] = None
+            except SpaceError:
+                continue
         base = Point(trace.values)
         return [p for p in out if p != base]
+
+    def edits(self, trace: Trace, rng: random.Random) -> Iterator[tuple[str, Scalar]]:
+        """The one-decision changes `neighbours` makes to a traced point, as (path, new value)
+        in walk order: every other value of a small discrete decision, a few random ones of a
+        large or continuous one (drawn when the walk reaches that decision, so `neighbours`
+        draws from `rng` in the same order as ever). Completing each edit is the costly part;
+        a caller that wants only some neighbours completes only those."""
+        for site in trace.sites:
+            for value in _alternatives(site, trace.values[site.path], rng):
+                yield site.path, value
 
     def mutate(self, point: Mapping[str, Scalar], rng: random.Random | None = None, *,
                seed: int | None = None) -> Point:

@@ -8,6 +8,8 @@ already seen, restart when the neighbourhood is used up.
 
 from __future__ import annotations
 
+import random
+
 from archc.dsl.point import Point
 from archc.dsl.space import Space
 from archc.search.base import WORST, BaseSearcher
@@ -39,12 +41,22 @@ class LocalSearch(BaseSearcher):
         self.current_score = WORST
         self.started = 0  # tells since the last (re)start
         self.stale = 0  # tells since the last improvement
+        self.around: tuple[Point, list[Point]] | None = None  # the current point's neighbours
 
     def _propose(self) -> Point:
         if self.current is None or self.started < self.init:
             return self._fresh()
-        fresh = [p for p in self.space.neighbours(self.current, self.rng) if p not in self.seen]
+        fresh = [p for p in self._neighbours(self.current) if p not in self.seen]
         return self.rng.choice(fresh) if fresh else self._fresh()
+
+    def _neighbours(self, point: Point) -> list[Point]:
+        """`space.neighbours`, computed once per point (seeded by the point, so a function of
+        it: the climb asks about one neighbourhood many times, and building it walks the
+        space once per neighbour)."""
+        if self.around is None or self.around[0] != point:
+            rng = random.Random(f"LocalSearch-around:{self.seed}:{point.to_json()}")
+            self.around = (point, self.space.neighbours(point, rng))
+        return self.around[1]
 
     def _fresh(self) -> Point:
         """A random point, unseen if a few draws find one (tiny spaces repeat)."""

@@ -11,18 +11,25 @@ import math
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from archc.dsl.point import Point
 from archc.errors import PointError
-from archc.search import SEARCHERS, BaseSearcher, RandomSearch, score_of
+from archc.search import SEARCHERS, SMBO, BaseSearcher, RandomSearch, score_of
 
 from .objectives import noisy_result
 from .spaces import SPECS, space
 
-NAMES = sorted(SEARCHERS)
+FACTORIES: dict[str, Callable[..., BaseSearcher]] = {
+    **SEARCHERS,
+    "random-arch": partial(RandomSearch, uniform="arch"),
+    "smbo-ridge": partial(SMBO, surrogate="ridge"),  # SEARCHERS' smbo is the GP
+}
+NAMES = sorted(FACTORIES)
 
 
 def run(searcher: BaseSearcher, steps: int, start: int = 0) -> list[Point]:
@@ -43,22 +50,22 @@ def spec(request: pytest.FixtureRequest) -> str:
 @pytest.mark.parametrize("name", NAMES)
 def test_proposals_validate(name: str, spec: str) -> None:
     sp = space(spec)
-    for point in run(SEARCHERS[name](sp, seed=3), 40):
+    for point in run(FACTORIES[name](sp, seed=3), 40):
         assert sp.validate(point) == point
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_same_seed_same_sequence(name: str, spec: str) -> None:
     sp = space(spec)
-    first = run(SEARCHERS[name](sp, seed=7), 30)
-    assert run(SEARCHERS[name](sp, seed=7), 30) == first
+    first = run(FACTORIES[name](sp, seed=7), 30)
+    assert run(FACTORIES[name](sp, seed=7), 30) == first
     if spec != "tiny":
-        assert run(SEARCHERS[name](sp, seed=8), 30) != first
+        assert run(FACTORIES[name](sp, seed=8), 30) != first
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_failures_are_accepted_and_worst(name: str, spec: str) -> None:
-    searcher = SEARCHERS[name](space(spec), seed=0)
+    searcher = FACTORIES[name](space(spec), seed=0)
     for result in (None, math.nan, 0.5, None):
         searcher.tell(searcher.ask(), result)
     assert [score for _, score in searcher.history].count(-math.inf) == 3
@@ -69,11 +76,11 @@ def test_failures_are_accepted_and_worst(name: str, spec: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_restore_continues_as_if_never_stopped(name: str, spec: str) -> None:
     sp = space(spec)
-    whole = run(SEARCHERS[name](sp, seed=5), 35)
-    first = SEARCHERS[name](sp, seed=5)
+    whole = run(FACTORIES[name](sp, seed=5), 35)
+    first = FACTORIES[name](sp, seed=5)
     run(first, 20)
     stored = [(Point.from_json(p.to_json()), r) for p, r in first.history]  # as a study keeps
-    resumed = SEARCHERS[name](sp, seed=5)
+    resumed = FACTORIES[name](sp, seed=5)
     run(resumed, 3)  # whatever it did before is forgotten
     resumed.restore(stored)
     assert run(resumed, 15, start=20) == whole[20:]
@@ -84,11 +91,11 @@ def test_restore_from_a_foreign_history_equals_telling_it_live(name: str, spec: 
     sp = space(spec)
     donor = RandomSearch(sp, seed=11)
     run(donor, 15)
-    live = SEARCHERS[name](sp, seed=2)
+    live = FACTORIES[name](sp, seed=2)
     for point, result in donor.history:
         live.ask()
         live.tell(point, result)
-    restored = SEARCHERS[name](sp, seed=2)
+    restored = FACTORIES[name](sp, seed=2)
     restored.restore(donor.history)
     assert run(restored, 10, start=15) == run(live, 10, start=15)
 
@@ -96,7 +103,7 @@ def test_restore_from_a_foreign_history_equals_telling_it_live(name: str, spec: 
 @pytest.mark.parametrize("name", NAMES)
 def test_batches_of_asks_before_tells(name: str) -> None:
     sp = space("deep")
-    searcher = SEARCHERS[name](sp, seed=1)
+    searcher = FACTORIES[name](sp, seed=1)
     for batch in range(6):
         points = [searcher.ask() for _ in range(4)]
         for i, point in enumerate(points):
@@ -108,13 +115,13 @@ def test_batches_of_asks_before_tells(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_a_tiny_space_does_not_get_stuck(name: str) -> None:
     sp = space("tiny")
-    asked = run(SEARCHERS[name](sp, seed=0), 30)
+    asked = run(FACTORIES[name](sp, seed=0), 30)
     assert set(asked) == set(sp.enumerate())
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_telling_a_point_outside_the_space_raises(name: str) -> None:
-    searcher = SEARCHERS[name](space("tiny"), seed=0)
+    searcher = FACTORIES[name](space("tiny"), seed=0)
     with pytest.raises(PointError):
         searcher.tell({"linear.out": 12}, 1.0)
 
@@ -126,9 +133,9 @@ def test_searching_does_not_import_torch() -> None:
         sys.path.insert(0, {str(here.parent.parent)!r})
         from tests.search.test_conformance import run
         from tests.search.spaces import SPECS, space
-        from archc.search import SEARCHERS
+        from tests.search.test_conformance import FACTORIES
         for spec in SPECS:
-            for cls in SEARCHERS.values():
+            for cls in FACTORIES.values():
                 run(cls(space(spec), seed=0), 15)
         print(sorted(m for m in sys.modules if m.split(".")[0] == "torch"))
     """)
