@@ -1,6 +1,7 @@
 """The torch-free cost rules of a hyper-connection site against the modules and the papers:
 each paper's parameter formula == Σ numel of the Connection == `site_params`, and `site_flops`
-/ `collapse_flops` == what torch's flop counter counts on a forward."""
+(Connection + depth_connection) / `collapse_flops` == what torch's flop counter counts on a
+forward."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from archc.library.hyper_connections import (
     site_flops,
     site_params,
 )
-from archc.library.hyper_connections_modules import Collapse, Connection
+from archc.library.hyper_connections_modules import Collapse, Connection, depth_connection
 
 
 def paper_params(mix: str, hp: dict, n: int, c: int) -> int:
@@ -61,9 +62,10 @@ def test_the_papers_worked_examples() -> None:
 @pytest.mark.parametrize(("mix", "hp", "n"), _cases())
 def test_flops_are_what_the_flop_counter_counts(mix: str, hp: dict, n: int) -> None:
     site = Connection(mix, n, 12, **hp)
-    h = torch.randn(3, 5, n, 12)
+    h, y = torch.randn(3, 5, n, 12), torch.randn(3, 5, 12)
     with FlopCounterMode(display=False) as counter:
-        site(h)
+        _, mixed, post = site(h)
+        depth_connection(mixed, post, y)
     assert counter.get_total_flops() == 3 * site_flops(mix, hp, n, 12, tokens=5)
 
 
