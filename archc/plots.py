@@ -102,12 +102,16 @@ def _pareto(plt: Any, study: optuna.Study, objectives: Sequence[Objective], path
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=150)
     ax.scatter([t.values[0] for t in done], [t.values[1] for t in done], s=18, color=QUIET,
                zorder=2)
-    ax.step([t.values[0] for t in front], [t.values[1] for t in front], where="post",
+    ax.step([t.values[0] for t in front], [t.values[1] for t in front], where="pre",
             color=ACCENT, linewidth=1.5, zorder=3)
     ax.scatter([t.values[0] for t in front], [t.values[1] for t in front], s=30,
                color=ACCENT, zorder=4)
     ax.set_xlabel(_label(objectives[0]))
     ax.set_ylabel(_label(objectives[1]))
+    for values, set_scale in (([t.values[0] for t in done], ax.set_xscale),
+                              ([t.values[1] for t in done], ax.set_yscale)):
+        if values and min(values) > 0 and max(values) / min(values) > 50:
+            set_scale("log")  # costs such as params span decades
     ax.set_title(f"{study.study_name}: Pareto front ({len(front)} of {len(done)} trials)")
     ax.grid(color="#eaeef2", linewidth=0.8)
     fig.tight_layout()

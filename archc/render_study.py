@@ -47,20 +47,26 @@ def leaderboard(study: optuna.Study, objectives: Sequence[Objective] = (), top: 
     evaluation = study.user_attrs.get("evaluation") or {}
     table = Table(title=f"study {escape(study.study_name)}: {len(study.trials)} trials "
                   f"({_counts(study)})", header_style="bold", title_style="bold")
-    table.add_column("trial", justify="right")
+    table.add_column("trial", justify="right", no_wrap=True)
     for objective in objectives:
-        table.add_column(f"{objective.metric} {_ARROW[objective.direction]}", justify="right")
-    for column in ("params", "epochs", "seconds"):
-        table.add_column(column, justify="right")
+        table.add_column(f"{objective.metric} {_ARROW[objective.direction]}", justify="right",
+                         no_wrap=True)
+    extra = [c for c in ("params", "epochs", "seconds")
+             if c not in {o.metric for o in objectives}]
+    for column in extra:
+        table.add_column(column, justify="right", no_wrap=True)
     if evaluation:
-        table.add_column("test accuracy (mean ± sd)", justify="right")
-    table.add_column("note")
+        table.add_column("test accuracy", justify="right", no_wrap=True)
+    table.add_column("note", no_wrap=True, overflow="ellipsis", max_width=24)
     for rank, trial in enumerate(ranked(study, tuple(objectives))[:top]):
         attrs = trial.user_attrs
-        row = [str(trial.number), *(_num(v, bold=rank == 0) for v in trial.values),
-               f"{attrs.get('param_count') or 0:,}",
-               str(len(attrs.get("metrics_per_epoch") or ())),
-               f"{attrs.get('wall_time') or 0:.1f}"]
+        columns = {"params": f"{attrs.get('param_count') or 0:,}",
+                   "epochs": str(len(attrs.get("metrics_per_epoch") or ())),
+                   "seconds": f"{attrs.get('wall_time') or 0:.1f}"}
+        row = [str(trial.number),
+               *(_num(v, o, bold=rank == 0) for v, o in zip(trial.values, objectives,
+                                                              strict=True)),
+               *(columns[c] for c in extra)]
         if evaluation:
             row.append(_test(evaluation.get(str(trial.number))))
         row.append(f"[dim]{escape(attrs.get('reason') or '')}[/]")
@@ -74,14 +80,13 @@ def pareto_table(study: optuna.Study, objectives: Sequence[Objective]) -> Table:
     front = {t.number for t in pareto_front(study)}
     table = Table(title=f"Pareto front: {len(front)} trials", header_style="bold",
                   title_style="bold")
-    table.add_column("trial", justify="right")
+    table.add_column("trial", justify="right", no_wrap=True)
     for objective in objectives:
         table.add_column(f"{objective.metric} {_ARROW[objective.direction]}", justify="right")
-    table.add_column("params", justify="right")
     for trial in ranked(study, tuple(objectives)):
         if trial.number in front:
-            table.add_row(str(trial.number), *(_num(v) for v in trial.values),
-                          f"{trial.user_attrs.get('param_count') or 0:,}")
+            table.add_row(str(trial.number),
+                          *(_num(v, o) for v, o in zip(trial.values, objectives, strict=True)))
     return table
 
 
@@ -106,7 +111,7 @@ def evaluation_table(evaluations: Sequence[Evaluation], objective: Objective) ->
     table = Table(title="test split, retrained on fresh seeds (mean ± sd)", header_style="bold",
                   title_style="bold")
     failed = any(e.failures for e in evaluations)
-    table.add_column("trial", justify="right")
+    table.add_column("trial", justify="right", no_wrap=True)
     table.add_column(f"{objective.metric} (search)", justify="right")
     for name in names:
         table.add_column(name, justify="right", no_wrap=True)
@@ -117,13 +122,16 @@ def evaluation_table(evaluations: Sequence[Evaluation], objective: Objective) ->
         summary = e.summary()
         cells = [f"{summary[n][0]:.4f} ± {summary[n][1]:.4f}" if n in summary else "—"
                  for n in names]
-        table.add_row(str(e.number), _num(e.val), *cells, f"{len(e.runs)}/{len(e.seeds)}",
+        table.add_row(str(e.number), _num(e.val, objective), *cells,
+                      f"{len(e.runs)}/{len(e.seeds)}",
                       *([escape("; ".join(e.failures))] if failed else []))
     return table
 
 
-def _num(value: Any, bold: bool = False) -> str:
-    text = f"{value:.4f}" if abs(value) < 1e4 else f"{value:,.0f}"
+def _num(value: Any, objective: Objective, bold: bool = False) -> str:
+    """A metric value: counts (params, FLOPs) as whole numbers, the rest to 4 decimals."""
+    whole = objective.metric in ("params", "flops") or abs(value) >= 1e4
+    text = f"{value:,.0f}" if whole else f"{value:.4f}"
     return f"[bold]{text}[/]" if bold else text
 
 

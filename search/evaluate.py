@@ -145,11 +145,12 @@ class Evaluation:
 
 def evaluate(search: Search, top: int, seeds: int,
              on_run: Any = None) -> list[Evaluation]:
-    """Retrain the `top` best trials on `seeds` fresh seeds each (test split scored), keep the
-    results in the study, and return them best first. `on_run(number, seed, result)` is
+    """Retrain the `top` best distinct networks (a reused trial is its original) on `seeds`
+    fresh seeds each (test split scored), keep the results in the study, and return them best
+    first. `on_run(number, seed, result)` is
     called after each training, for progress."""
     out = []
-    for trial in ranked(search.study, search.objectives)[:top]:
+    for trial in _distinct(ranked(search.study, search.objectives))[:top]:
         runs, failures, used = [], [], tuple(range(EVAL_SEED, EVAL_SEED + seeds))
         for seed in used:
             try:
@@ -169,6 +170,20 @@ def evaluate(search: Search, top: int, seeds: int,
     stored = {str(e.number): {k: list(v) for k, v in e.summary().items()} | {
         "seeds": len(e.runs)} for e in out}
     search.study.set_user_attr("evaluation", stored)
+    return out
+
+
+def _distinct(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """The trials without repeats of a network trained before with the same settings (a
+    reused trial has the structural hash of the one it reused): evaluating both would
+    retrain the same thing twice."""
+    seen: set[str] = set()
+    out = []
+    for trial in trials:
+        key = trial.user_attrs.get("structural_hash") or f"#{trial.number}"
+        if key not in seen:
+            seen.add(key)
+            out.append(trial)
     return out
 
 

@@ -145,9 +145,12 @@ class _Trial:
                          flops=built.cost.flops)
         earlier = find_by_hash(self.study, key)
         if earlier is not None:
-            reason = f"same network and settings as trial {earlier.number}"
+            reason = f"reused trial {earlier.number}: same network and settings"
+            # the seed stored is the one that trained the network scored, so that
+            # retraining this trial (archc export) reproduces its score
             record(value=earlier.values, reason=reason, wall_time=0.0,
-                   metrics_per_epoch=earlier.user_attrs.get("metrics_per_epoch", ()))
+                   metrics_per_epoch=earlier.user_attrs.get("metrics_per_epoch", ()),
+                   seed=earlier.user_attrs.get("seed", seed))
             return Outcome(number, "reused", tuple(earlier.values), built.cost.params,
                            self._took(), reason, reused=True)
         epochs: list[dict[str, float]] = []

@@ -37,7 +37,7 @@ def test_search_stores_every_trial_and_resumes(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'archc.db'}"
     seen = []
     study = run_search(space, spec_text=SPEC, trials=6, task="digits", storage=storage,
-                       seed=0, on_trial=seen.append)
+                       seed=0, threads=1, on_trial=seen.append)
     assert len(study.trials) == 6 == len(seen)
     loaded = optuna.load_study(study_name="tiny", storage=storage)
     states = {t.user_attrs["status"] for t in loaded.trials}
@@ -59,11 +59,15 @@ def test_search_stores_every_trial_and_resumes(tmp_path: Path) -> None:
 def test_the_same_network_and_settings_are_trained_once(tmp_path: Path) -> None:
     space = archc.loads(SPEC)
     outcomes = []
-    run_search(space, trials=12, task="digits", storage=f"sqlite:///{tmp_path / 'a.db'}",
-               on_trial=outcomes.append)
+    study = run_search(space, trials=12, task="digits", threads=1,
+                       storage=f"sqlite:///{tmp_path / 'a.db'}", on_trial=outcomes.append)
     reused = [o for o in outcomes if o.reused]
     assert reused, "12 trials over 8 points must repeat one"
     assert all(o.score is not None for o in reused)
+    for outcome in reused:  # it keeps the seed that trained the network it reuses
+        attrs = study.trials[outcome.number].user_attrs
+        original = int(attrs["reason"].split()[2].rstrip(":"))
+        assert attrs["seed"] == study.trials[original].user_attrs["seed"] == original
 
 
 def test_archc_search_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
