@@ -171,3 +171,15 @@ def test_the_slow_loss_travels_through_the_aux_loss_channel() -> None:
     with torch.no_grad():
         module(torch.randn(2, 3, 10))
     assert module.aux_loss() is loss  # an eval forward leaves the training loss alone
+
+
+@pytest.mark.parametrize("scope", ["global", "local"])
+def test_kernels_depend_on_their_own_example_only(scope: str) -> None:
+    """The slow net's context is the example's mean: two examples get two kernels, and an
+    example's kernel is the same whatever shares its batch, in training mode too."""
+    torch.manual_seed(0)
+    module = HyperZZW((9,), 3, scope, 3, 8, 2)
+    z = torch.randn(4, 3, 9)
+    kernels = module.kernel(z)
+    assert (kernels[0] - kernels[1]).abs().max() > 1e-4
+    torch.testing.assert_close(module.kernel(z[1:2]), kernels[1:2])
