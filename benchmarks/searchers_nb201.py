@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 import archc
 from archc.search import SEARCHERS, BaseSearcher
-from archc.search.nb201 import Nb201Tables
+from archc.search.nb201 import simulate
 from archc.search.smbo import SMBO
 
 SPEC = Path(__file__).resolve().parent.parent / "examples" / "nb201.arch"
@@ -62,29 +62,8 @@ PAPER: dict[tuple[str, str], dict[str, dict[int, float]]] = {
 def run_one(name: str, seed: int, dataset: str, protocol: str, budgets: Sequence[int]
             ) -> list[float]:
     """One seeded search; the incumbent's regret (points) at each budget."""
-    tables = Nb201Tables.load()
-    space = archc.load(SPEC)
-    signal = tables.signal(dataset, protocol)
-    test = tables.test[dataset]
-    best = tables.best(dataset)
-    searcher = FACTORIES[name](space, seed=seed)
-    seen: dict[int, float] = {}
-    incumbent, incumbent_signal = -1, -math.inf
-    regrets: list[float] = []
-    asks = 0
-    while len(regrets) < len(budgets) and asks < CAP.get(name, DEFAULT_CAP) * budgets[-1]:
-        point = searcher.ask()
-        asks += 1
-        row = tables.row(tables.cell(point))
-        if row not in seen:
-            seen[row] = float(signal[row])
-            if seen[row] > incumbent_signal:
-                incumbent, incumbent_signal = row, seen[row]
-            if len(seen) == budgets[len(regrets)]:
-                regrets.append(100 * (best - test[incumbent]))
-        searcher.tell(point, seen[row])
-    stuck = 100 * (best - test[incumbent])  # the cap was reached: the incumbent stays
-    return regrets + [stuck] * (len(budgets) - len(regrets))
+    searcher = FACTORIES[name](archc.load(SPEC), seed=seed)
+    return simulate(searcher, budgets, dataset, protocol, CAP.get(name, DEFAULT_CAP))
 
 
 def _job(args: tuple[str, int, str, str, tuple[int, ...]]) -> tuple[str, list[float], float]:

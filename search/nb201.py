@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from archc.errors import ArchError
 
-__all__ = ["Nb201Tables", "tables_path", "KEYS", "OPS", "DATASETS", "PROTOCOLS"]
+if TYPE_CHECKING:
+    from archc.search.base import BaseSearcher
+
+__all__ = ["Nb201Tables", "tables_path", "simulate", "KEYS", "OPS", "DATASETS", "PROTOCOLS"]
 
 KEYS = ("nb_cell.n1.op", "nb_cell.n2.op", "nb_cell.n2.op#2",  # (1←0); (2←0), (2←1)
         "nb_cell.return.op", "nb_cell.return.op#2", "nb_cell.return.op#3")  # (3←0, 1, 2)
@@ -149,3 +152,33 @@ def _dataset(name: str) -> str:
         raise ArchError(f"unknown NAS-Bench-201 dataset '{name}'",
                         hint=f"use one of {', '.join(DATASETS)} (imagenet16 is ImageNet16-120)")
     return name
+
+
+def simulate(searcher: BaseSearcher, budgets: Sequence[int], dataset: str = "cifar10",
+             protocol: str = "oracle", cap: int = 50, tables: Nb201Tables | None = None
+             ) -> list[float]:
+    """Run `searcher` (over examples/nb201.arch) on the tables; its simple regret, in
+    percentage points, after each of the increasing `budgets` of DISTINCT cells.
+
+    A repeated cell is told its known score again for free; the run stops after `cap` ×
+    `budgets[-1]` asks, and budgets not reached then keep the last incumbent. The incumbent is
+    the cell of best signal so far; regret is `best(dataset)` minus its 200-epoch test accuracy
+    (the protocols of the tables' README and research/searchers.md §1.9)."""
+    tables = tables or Nb201Tables.load()
+    signal, test = tables.signal(dataset, protocol), tables.test[dataset]
+    best = tables.best(dataset)
+    seen: dict[int, float] = {}
+    incumbent, regrets, asks = -1, [], 0
+    while len(regrets) < len(budgets) and asks < cap * budgets[-1]:
+        point = searcher.ask()
+        asks += 1
+        row = tables.row(tables.cell(point))
+        if row not in seen:
+            seen[row] = float(signal[row])
+            if incumbent < 0 or seen[row] > seen[incumbent]:
+                incumbent = row
+            if len(seen) == budgets[len(regrets)]:
+                regrets.append(100 * (best - float(test[incumbent])))
+        searcher.tell(point, seen[row])
+    last = 100 * (best - float(test[incumbent]))
+    return regrets + [last] * (len(budgets) - len(regrets))

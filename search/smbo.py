@@ -17,6 +17,7 @@ points (the best half and the most recent half).
 
 from __future__ import annotations
 
+import bisect
 import random
 import zlib
 from collections.abc import Iterable, Mapping
@@ -43,15 +44,15 @@ __all__ = ["SMBO", "features"]
 
 FEATURES = 512
 """Hash buckets of the feature vector."""
-CHUNK = 8
+CHUNK = 4
 """Random candidates drawn per ask; an ask ranks the chunks of its last `candidates // CHUNK`."""
-TRAIN = 200
+TRAIN = 128
 """Most told points the surrogate trains on (the GP's cost grows as the cube of it)."""
 RESELECT = 10
 """Tells between two choices of the GP's kernel setting by marginal likelihood."""
 
 
-REVEAL = 4
+REVEAL = 2
 """Neighbours of a best point added to the candidates per tell (see `SMBO._neighbours`)."""
 
 Candidate = tuple[Point, np.ndarray]
@@ -116,6 +117,7 @@ class SMBO(BaseSearcher):
 
     def _reset(self) -> None:
         self.scores: list[float] = []
+        self.ranked: list[tuple[float, int]] = []  # (-score, tell index), best first
         self.seen: set[Point] = set()
         self.settings: dict[int, Setting] = {}  # tells → the GP kernel setting chosen there
 
@@ -127,6 +129,7 @@ class SMBO(BaseSearcher):
         return row
 
     def _observe(self, point: Point, score: float) -> None:
+        bisect.insort(self.ranked, (-score, len(self.scores)))
         self.scores.append(score)
         self.seen.add(point)
 
@@ -141,7 +144,7 @@ class SMBO(BaseSearcher):
         points = list(pool)
         if self.surrogate == "ridge":
             return points[int(np.argmax(mean))]
-        best = max(self.scores[i] for i in self._training_set(len(self.scores)))
+        best = self.scores[self.ranked[0][1]]  # the best told score (always trained on)
         gain = expected_improvement(mean, std, best)
         return points[int(np.argmax(gain + 1e-9 * mean))]  # all-zero EI: the best mean
 
@@ -170,18 +173,22 @@ class SMBO(BaseSearcher):
         `TRAIN // 2` best and the most recent ones."""
         if n <= TRAIN:
             return list(range(n))
-        best = sorted(range(n), key=lambda i: -self.scores[i])[:TRAIN // 2]
-        chosen = dict.fromkeys(best)
+        chosen = dict.fromkeys(self._best(n, TRAIN // 2))
         for i in range(n - 1, -1, -1):
             if len(chosen) >= TRAIN:
                 break
             chosen.setdefault(i)
         return sorted(chosen)
 
+    def _best(self, n: int, k: int) -> list[int]:
+        """Indices of the `k` best of the first `n` tells (earlier first among equals)."""
+        if n == len(self.scores):
+            return [i for _, i in self.ranked[:k]]
+        return sorted(range(n), key=lambda i: -self.scores[i])[:k]
+
     def _candidates(self) -> list[Candidate]:
-        ranked = sorted(range(len(self.scores)), key=lambda i: -self.scores[i])
         out: list[Candidate] = []
-        for i in ranked[:self.top]:
+        for i in self._best(len(self.scores), self.top):
             out += self._neighbours(i)
         last = self.asked - 1
         for k in range(max(last - self.candidates // CHUNK + 1, 0), last + 1):

@@ -42,16 +42,19 @@ class Ridge(Surrogate):
 
     def __init__(self, alpha: float = 1.0) -> None:
         self.alpha = alpha
-        self.w = np.zeros(0)
-        self.b = 0.0
+        self.w, self.b = np.zeros(0), 0.0
+        self.columns = np.zeros(0, dtype=int)
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> None:
         self.b = float(y.mean())
+        # a column that is zero in every told row gets weight zero: leave it out of products
+        self.columns = np.flatnonzero(x.any(axis=0))
+        x = x[:, self.columns]
         gram = x @ x.T + self.alpha * np.eye(len(x))
         self.w = x.T @ np.linalg.solve(gram, y - self.b)
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return x @ self.w + self.b, np.zeros(len(x))
+        return x[:, self.columns] @ self.w + self.b, np.zeros(len(x))
 
 
 LENGTHS = (1.0, 2.0, 4.0, 8.0)

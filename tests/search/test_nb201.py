@@ -5,13 +5,24 @@ archc.search.nb201.tables_path)."""
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 import archc
 from archc.errors import ArchError
-from archc.search.nb201 import KEYS, Nb201Tables, tables_path
+from archc.search import (
+    MCTS,
+    SMBO,
+    BaseSearcher,
+    LocalSearch,
+    RandomSearch,
+    RegularizedEvolution,
+)
+from archc.search.nb201 import KEYS, Nb201Tables, simulate, tables_path
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
 BEST_C10 = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+"
@@ -75,3 +86,26 @@ def test_bad_points_datasets_and_protocols_are_user_errors(tables: Nb201Tables) 
         tables.lookup(BEST_C10, protocol="full")
     with pytest.raises(ArchError, match="not a NAS-Bench-201 cell"):
         tables.lookup("|none~0|")
+
+
+SEARCHERS_BEATING_RANDOM = {
+    "mcts": MCTS, "evolution": RegularizedEvolution, "local": LocalSearch,
+    "smbo (gp)": SMBO, "smbo (ridge)": partial(SMBO, surrogate="ridge"),
+}
+
+
+def test_each_native_searcher_beats_random_search_on_the_oracle_table(tables: Nb201Tables
+                                                                      ) -> None:
+    """A small version of issue 4's claim (the full one: benchmarks/searchers_nb201.py): mean
+    simple regret after 50 distinct cells of CIFAR-10, over seeds 0-9, below random search's.
+    Seeded, so the figures are fixed: random 0.85 points; the others 0.16 (GP SMBO) to 0.41
+    (evolution)."""
+    space = archc.load(EXAMPLES / "nb201.arch")
+
+    def mean_regret(make: Callable[..., BaseSearcher]) -> float:
+        return statistics.mean(simulate(make(space, seed=seed), [50], tables=tables)[0]
+                               for seed in range(10))
+
+    baseline = mean_regret(RandomSearch)
+    regrets = {name: mean_regret(make) for name, make in SEARCHERS_BEATING_RANDOM.items()}
+    assert all(regret < baseline for regret in regrets.values()), (baseline, regrets)
