@@ -11,7 +11,17 @@ The mixes differ in how they keep H_res well behaved over depth (maths in resear
 iterations, `mhc_lite` writes it exactly as a convex mix of the n! permutations, `kromhc` as a
 Kronecker product of 2×2 doubly-stochastic factors (n a power of two), and `shc` keeps its
 spectral norm exactly 1 through an orthogonal (Cayley) parametrisation. At initialisation every
-mix is (close to) a plain pre-norm residual network.
+mix is (close to) a plain pre-norm residual network; `hc` exactly: every stream equals the
+residual state, so the `sum` collapse is n times it (HC's final norm removes the n).
+
+Orientation (everywhere in archc): the papers'. Streams are (…, n, d) and H_res is (n, n) with
+rows = output stream, columns = input stream: mixed_i = Σ_j H_res[i, j]·h_j.
+
+The modules are in `hyper_connections_modules.py` (`Connection`, `depth_connection`,
+`expand_streams`, `Collapse`); this file also holds their torch-free cost rules for the
+compiler: `site_params` (exact, = Σ numel of a Connection), `site_flops` (Connection and
+depth_connection, as torch's flop counter counts them), `collapse_params`, `collapse_flops`,
+and `check_site`, whose ValueError says why a mix cannot take a number of streams.
 
 >>> Mhc.signature.kind, Mhc.signature.param("iters").default
 ('mix', 20)

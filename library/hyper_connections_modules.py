@@ -75,6 +75,16 @@ class Connection(nn.Module):
     (..., n, d), and the H_post weights, (n,) for static hc and (..., n) otherwise.
     """
 
+    # the mix blocks' hyperparameters (each mix sets its own) and the manifold mixes' buffers
+    dynamic: bool
+    tanh: bool
+    alpha: float
+    iters: int
+    post_scale: float
+    gamma: float
+    group: Tensor
+    perms: Tensor
+
     def __init__(self, mix: str, streams: int, dim: int, *, layer: int = 0,
                  **mix_hp: Any) -> None:
         super().__init__()
