@@ -52,7 +52,8 @@ class _Width(torch.autograd.Function):
         h_shape, pre_shape, res_shape = ctx.shapes
         batch, n, d = flat.shape
         grads = torch.cat((grad_x.reshape(batch, 1, d), grad_mixed.reshape(batch, n, d)), 1)
-        grad_h = torch.bmm(weights.transpose(1, 2), grads).reshape(h_shape)
+        # a contiguous (B, n, n+1) transpose: bmm with the strided view is ten times slower
+        grad_h = torch.bmm(weights.transpose(1, 2).contiguous(), grads).reshape(h_shape)
         grad_w = torch.bmm(grads, flat.transpose(1, 2))  # (B, n+1, n)
         return grad_h, _sum_to(grad_w[:, 0], pre_shape), _sum_to(grad_w[:, 1:], res_shape)
 
