@@ -13,8 +13,9 @@ cumulative-sum rule, research/blocks.md §9.5). The kept assignments are scatter
   (M, d) rows — a loop over experts, never over tokens. Experts act on single tokens (the
   block's rules check that they take a (d,) vector), so padding rows change nothing.
 
-Padding rows cost FLOPs: e·M rows, not N·k. The outputs are gathered back in sorted order
-(zeros where dropped), weighted by the gates and added to their tokens with one `index_add`.
+Padding rows cost FLOPs: e·M rows, not N·k. Each assignment reads its output back from its
+row (dropped ones from a zero row), and a token's k outputs are weighted by their gates and
+summed — a reduction, with no scatter-add of rows in the forward or the backward pass.
 
 The load-balancing loss (Switch/GShard form) is λ·e·Σᵢ fᵢ·Pᵢ, fᵢ the fraction of the N·k
 assignments routed to expert i before capacity drops, Pᵢ the mean router probability; it is
@@ -62,9 +63,10 @@ def balance_loss(logits: torch.Tensor, experts: torch.Tensor, e: int) -> torch.T
 
 
 def _counts(flat: torch.Tensor, e: int) -> torch.Tensor:
-    """How many entries of `flat` name each of the e experts (a scatter-add: unlike bincount
-    it has a fixed size, so it runs on the meta device and under torch.export)."""
-    return flat.new_zeros(e).scatter_add_(0, flat, torch.ones_like(flat))
+    """How many entries of `flat` name each of the e experts. A comparison table summed, not
+    bincount: its size is fixed, so it runs on the meta device and under torch.export, and
+    unlike a scatter-add into e bins it does not contend on a few memory cells."""
+    return (flat[:, None] == torch.arange(e, device=flat.device)).sum(0)
 
 
 def _largest(counts: torch.Tensor, n: int) -> int:
@@ -168,18 +170,16 @@ class Moe(nn.Module):
         flat = experts.reshape(-1)  # (N·k,), token-major
         order = torch.argsort(flat, stable=True)  # grouped by expert, token order inside
         counts = _counts(flat, self.e)  # (e,)
-        sorted_experts = flat[order]
-        slot = torch.arange(n * k, device=flat.device) - (counts.cumsum(0) - counts)[
-            sorted_experts]
+        ranks = torch.arange(n * k, device=flat.device) - (counts.cumsum(0) - counts)[flat[order]]
+        slot = torch.empty_like(ranks).index_put((order,), ranks)  # each assignment's rank
         limit = self._limit(n)
         keep = slot < limit if limit is not None else torch.ones_like(slot, dtype=torch.bool)
         if not torch.compiler.is_compiling():
             self._dropped = (~keep).sum()
-        token = order // k  # the token of each sorted assignment
         rows = limit if limit is not None else _largest(counts, n)
-        out = self._experts(tokens[token], sorted_experts, slot, keep, rows)
-        weighted = out * (gates.reshape(-1)[order] * keep)[:, None]
-        return tokens.new_zeros(n, self.d).index_add(0, token, weighted)
+        out = self._experts(tokens, flat * rows + slot, keep, rows)  # (N·k, d), token-major
+        weights = (gates * keep.view(n, k)).unsqueeze(-1)  # dropped: 0
+        return (out.view(n, k, self.d) * weights).sum(1)
 
     def _limit(self, n: int) -> int | None:
         """The capacity C = ⌊N·capacity·k / e⌋ (at most N: an expert is chosen once per
@@ -190,13 +190,16 @@ class Moe(nn.Module):
         ratio = Fraction(self.capacity) * self.top_k / self.e
         return torch.sym_min(n * ratio.numerator // ratio.denominator, n)
 
-    def _experts(self, rows_in: torch.Tensor, expert: torch.Tensor, slot: torch.Tensor,
-                 keep: torch.Tensor, rows: int) -> torch.Tensor:
-        """Scatter the kept assignments into an (e, rows, d) buffer (dropped ones into a spare
-        last row), run the experts, gather the outputs back in sorted order."""
+    def _experts(self, tokens: torch.Tensor, where: torch.Tensor, keep: torch.Tensor,
+                 rows: int) -> torch.Tensor:
+        """Copy each kept assignment's token to its row `where` of an (e, rows, d) buffer
+        (dropped ones to a spare last row), run the experts, and read every assignment's
+        output back from its row (the spare row's output is 0)."""
         spare = self.e * rows
-        where = torch.where(keep, expert * rows + slot, spare)  # (N·k,)
-        buffer = rows_in.new_zeros(spare + 1, self.d).index_put((where,), rows_in)
+        where = torch.where(keep, where, spare)  # (N·k,)
+        copies = tokens.unsqueeze(1).expand(-1, self.top_k, -1)  # (N, k, d)
+        buffer = tokens.new_zeros(spare + 1, self.d).index_put(
+            (where,), copies.reshape(-1, self.d))
         buffer = buffer[:spare].view(self.e, rows, self.d)
         if isinstance(self.experts, ExpertMlps):
             out = self.experts(buffer)  # two batched matmuls
