@@ -3,8 +3,9 @@
 A spec states them in `search { objective = maximize(val_accuracy), minimize(params) }` (the
 checker turns each into `{"maximize": "val_accuracy"}`); `archc search --objective` overrides
 them with the same spelling. A metric is either one the task reports after training
-(`Task.metrics`, e.g. val_accuracy, val_loss) or a cost of the compiled network, known before
-training: `params` and `flops` from the cost model, `latency_ms` measured on the built module.
+(`Task.metrics`, e.g. val_accuracy, val_loss) or a cost of the compiled network, spelled as
+in a `require`: `params`, `flops` and `memory` (activation bytes) from the cost model, and
+`latency` (milliseconds) measured on the built module before training.
 Names are checked when the search starts, so a typo fails before the first trial, with an
 error pointing at the spec's `objective` line.
 
@@ -23,9 +24,9 @@ from archc.errors import ArchError, CheckError, Span, did_you_mean
 __all__ = ["Objective", "COST_METRICS", "DEFAULT", "from_spec", "parse_objectives",
            "check_metrics", "signed"]
 
-COST_METRICS = ("params", "flops", "latency_ms")
-"""Metrics of the compiled network itself, known before training (always minimised in
-practice, though `maximize(params)` is allowed)."""
+COST_METRICS = ("params", "flops", "memory", "latency")
+"""Metrics of the compiled network itself, known before training, named as `require` names
+them (usually minimised, though `maximize(params)` is allowed)."""
 
 
 @dataclass(frozen=True)

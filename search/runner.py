@@ -134,7 +134,7 @@ class _Trial:
             record(structural_hash="", status="fail", reason=reason, wall_time=self._took())
             return Outcome(number, "fail", None, None, self._took(), reason)
         try:
-            costs = cost_metrics(built, plan.task, latency="latency_ms" in plan.metric_names)
+            costs = cost_metrics(built, plan.task, latency="latency" in plan.metric_names)
         except Exception as error:  # a model that cannot run fails its trial, not the search
             reason = f"{type(error).__name__}: {error}"
             record(structural_hash="", status="fail", reason=reason, wall_time=self._took())
@@ -198,10 +198,12 @@ def _values(objectives: Sequence[Objective], metrics: dict[str, float]
 
 def cost_metrics(built: Any, task: Task, *, latency: bool = False, repeats: int = 5
                  ) -> dict[str, float]:
-    """params and FLOPs from the cost model; with `latency`, the median wall time in ms of
-    `repeats` forward passes on 32 validation inputs (eval mode, no grad, after one warm-up)."""
+    """params, FLOPs and memory (activation bytes) from the cost model; with `latency`, the
+    median wall time in milliseconds of `repeats` forward passes on 32 validation inputs
+    (eval mode, no grad, after one warm-up)."""
     out: dict[str, float] = {"params": float(built.cost.params),
-                             "flops": float(built.cost.flops)}
+                             "flops": float(built.cost.flops),
+                             "memory": float(built.cost.activation_bytes)}
     if latency:
         module, batch = built.module, task.val[0][:32]
         was_training = module.training
@@ -214,7 +216,7 @@ def cost_metrics(built: Any, task: Task, *, latency: bool = False, repeats: int 
                 module(batch)
                 times.append(1000 * (time.perf_counter() - begin))
         module.train(was_training)
-        out["latency_ms"] = statistics.median(times)
+        out["latency"] = statistics.median(times)
     return out
 
 

@@ -72,8 +72,8 @@ def test_failures_are_recorded_with_reasons_and_the_search_completes(tmp_path: P
 
 def test_a_pruner_stops_trials_and_keeps_their_last_metrics(tmp_path: Path) -> None:
     outcomes = []
-    study = run_search(archc.loads(TINY), trials=8, threads=1, storage=url(tmp_path), pruner="halving",
-                       seed=0, on_trial=outcomes.append)
+    study = run_search(archc.loads(TINY), trials=8, threads=1, storage=url(tmp_path),
+                       pruner="halving", seed=0, on_trial=outcomes.append)
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
     assert pruned, "successive halving prunes at the first rung"
     for trial in pruned:
@@ -89,7 +89,7 @@ def test_a_pruner_stops_trials_and_keeps_their_last_metrics(tmp_path: Path) -> N
 
 
 def test_several_objectives_search_with_nsga2(tmp_path: Path) -> None:
-    study = run_search(archc.loads(TINY), trials=4, threads=1, storage=url(tmp_path), epochs=1,
+    run_search(archc.loads(TINY), trials=4, threads=1, storage=url(tmp_path), epochs=1,
                        objective="maximize(val_accuracy), minimize(params)")
     loaded = optuna.load_study(study_name="tiny", storage=url(tmp_path))
     assert [d.name for d in loaded.directions] == ["MAXIMIZE", "MINIMIZE"]
@@ -142,3 +142,14 @@ def test_stale_running_trials_are_marked_interrupted(tmp_path: Path) -> None:
     assert study.trials[live.number].state == TrialState.RUNNING  # another live process
     resumed = run_search(space, trials=3, threads=1, storage=url(tmp_path), epochs=1)
     assert [t.number for t in resumed.trials] == [0, 1, 2]
+
+
+def test_cost_objectives_are_measured_on_the_compiled_network(tmp_path: Path) -> None:
+    study = run_search(archc.loads(TINY), trials=2, threads=1, storage=url(tmp_path),
+                       epochs=1, searcher="nsga2",
+                       objective="minimize(latency), minimize(memory)")
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"]
+    for trial in study.trials:
+        latency, memory = trial.values
+        assert 0.0 < latency < 10_000.0  # milliseconds for 32 inputs of a tiny CNN
+        assert memory == int(memory) > 0
