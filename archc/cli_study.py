@@ -16,13 +16,20 @@ Storage = Annotated[str | None, typer.Option(
     help="The optuna storage URL the search used (default: sqlite:///archc.db here).")]
 
 
-def _open(study: str, storage: str | None) -> Any:
+Data = Annotated[str | None, typer.Option(
+    help="The task's data path (default: the one the search used).")]
+
+
+def _open(study: str, storage: str | None, data: str | None = None) -> Any:
+    import dataclasses
+
     import optuna
 
     from archc.search.evaluate import Search
     from archc.search.study import load_study
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return Search.of(load_study(study, storage))
+    search = Search.of(load_study(study, storage))
+    return search if data is None else dataclasses.replace(search, data=data)
 
 
 def _console() -> Any:
@@ -60,12 +67,13 @@ def evaluate(
     storage: Storage = None,
     top: Annotated[int, typer.Option(help="How many of the best trials.", min=1)] = 3,
     seeds: Annotated[int, typer.Option(help="Fresh seeds per trial.", min=1)] = 3,
+    data: Data = None,
 ) -> None:
     """Retrain the best trials on fresh seeds and report the test split (mean ± sd): the
     search itself never sees the test split."""
     from archc.render_study import evaluation_table
     from archc.search.evaluate import evaluate as run_evaluation
-    search = _open(study, storage)
+    search = _open(study, storage, data)
     console = _console()
 
     def progress(number: int, seed: int, result: Any) -> None:
@@ -97,11 +105,12 @@ def export(
     untrained: Annotated[bool, typer.Option(
         "--untrained", help="Export the initial weights instead of retraining the trial "
                             "with its own seed.")] = False,
+    data: Data = None,
 ) -> None:
     """Export a trial's network: retrained with the trial's seed and settings (the weights the
     search scored), then written as plain PyTorch."""
     from archc.search.evaluate import export_trial
-    search = _open(study, storage)
+    search = _open(study, storage, data)
     chosen = search.trial(trial)
     files, metrics = export_trial(search, chosen, out, format=format, trained=not untrained)
     console = _console()
