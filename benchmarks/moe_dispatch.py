@@ -16,9 +16,11 @@ overhead, rather than the matmuls, dominates. Target (issue 6): ≥ 3× faster a
 from __future__ import annotations
 
 import argparse
+import functools
 import platform
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -42,13 +44,13 @@ def loop_over_experts(moe: Moe, x: torch.Tensor) -> torch.Tensor:
     return out.reshape(x.shape)
 
 
-def _time(fn: object, x: torch.Tensor, backward: bool) -> float:
+def _time(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, backward: bool) -> float:
     start = time.perf_counter()
     if backward:
-        fn(x).sum().backward()  # type: ignore[operator]
+        fn(x).sum().backward()
     else:
         with torch.no_grad():
-            fn(x)  # type: ignore[operator]
+            fn(x)
     return time.perf_counter() - start
 
 
@@ -69,18 +71,25 @@ def main() -> None:
         x = torch.randn(TOKENS, D)
         with torch.no_grad():
             torch.testing.assert_close(moe(x), loop_over_experts(moe, x), rtol=1e-4, atol=1e-5)
+        loop = functools.partial(loop_over_experts, moe)
         for backward in (False, True):
-            times: dict[str, list[float]] = {"archc": [], "loop": []}
-            for name, fn in (("archc", moe), ("loop", lambda v: loop_over_experts(moe, v))):
-                _time(fn, x, backward)  # warm up
-            for _ in range(args.repeats):
-                times["archc"].append(_time(moe, x, backward))
-                times["loop"].append(_time(lambda v: loop_over_experts(moe, v), x, backward))
-                moe.aux_loss()
-            ours, loop = (statistics.median(times[k]) for k in ("archc", "loop"))
+            ours, theirs = _compare(moe, loop, x, backward, args.repeats)
             what = "forward + backward" if backward else "forward"
-            print(f"| {e} × {hidden} | {what} | {1e3 * ours:.1f} | {1e3 * loop:.1f} | "
-                  f"{loop / ours:.2f} |")
+            print(f"| {e} × {hidden} | {what} | {1e3 * ours:.1f} | {1e3 * theirs:.1f} | "
+                  f"{theirs / ours:.2f} |")
+
+
+def _compare(moe: Moe, loop: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+             backward: bool, repeats: int) -> tuple[float, float]:
+    """Median seconds of archc's moe and of the loop, timed one after the other per repeat."""
+    _time(moe, x, backward)  # warm up
+    _time(loop, x, backward)
+    ours, theirs = [], []
+    for _ in range(repeats):
+        ours.append(_time(moe, x, backward))
+        theirs.append(_time(loop, x, backward))
+        moe.aux_loss()  # forget the recorded balance losses
+    return statistics.median(ours), statistics.median(theirs)
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def main() -> None:
     for shape, (x, layers, phm) in _cases().items():
         grad = torch.randn_like(layers["dense"](x))
         times: dict[str, list[float]] = {name: [] for name in layers}
-        for name, layer in layers.items():  # warm up once each
+        for layer in layers.values():  # warm up once each
             _step(layer, x, grad)
         for _ in range(args.repeats):
             for name, layer in layers.items():
