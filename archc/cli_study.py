@@ -77,8 +77,8 @@ def evaluate(
     console = _console()
 
     def progress(number: int, seed: int, result: Any) -> None:
-        if result is None or not result.ok:
-            reason = "refused" if result is None else result.reason
+        if isinstance(result, str) or not result.ok:
+            reason = result if isinstance(result, str) else result.reason
             console.print(f"trial {number:>3}  seed {seed}  [red]failed[/] {reason}")
             return
         metrics = result.metrics

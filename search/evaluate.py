@@ -147,22 +147,22 @@ def evaluate(search: Search, top: int, seeds: int,
              on_run: Any = None) -> list[Evaluation]:
     """Retrain the `top` best distinct networks (a reused trial is its original) on `seeds`
     fresh seeds each (test split scored), keep the results in the study, and return them best
-    first. `on_run(number, seed, result)` is
-    called after each training, for progress."""
+    first. `on_run(number, seed, result)` is called after each training, for progress: the
+    TrainResult, or the compiler's reason (a string) when the point was refused."""
+    search.task()  # a task or data error is the user's, before any training
     out = []
     for trial in _distinct(ranked(search.study, search.objectives))[:top]:
         runs, failures, used = [], [], tuple(range(EVAL_SEED, EVAL_SEED + seeds))
         for seed in used:
             try:
                 _, result = search.train(trial, seed, test=True)
-            except ArchError as error:
-                result = None
-                failures.append(error.diagnostics[0].message)
+            except ArchError as error:  # the compiler refused the point
+                result = error.diagnostics[0].message
+            if isinstance(result, str) or not result.ok:
+                failures.append(result if isinstance(result, str) else
+                                result.reason or "failed")
             else:
-                if result.ok:
-                    runs.append(dict(result.metrics))
-                else:
-                    failures.append(result.reason or "failed")
+                runs.append(dict(result.metrics))
             if on_run is not None:
                 on_run(trial.number, seed, result)
         out.append(Evaluation(trial.number, trial.values[0], used, tuple(runs),

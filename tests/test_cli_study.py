@@ -91,6 +91,7 @@ def test_export_retrains_the_trial_to_its_stored_score(stored: str, tmp_path: Pa
     (["export", "tiny", "--trial", "first", "-o", "out"], 1, "--trial takes 'best'"),
     (["export", "tiny", "-o", "out", "--format", "onnx"], 1, "--format must be one of"),
     (["evaluate", "tiny", "--seeds", "0"], 2, "--seeds"),
+    (["evaluate", "tiny", "--data", "digits.csv"], 1, "reads no data path"),
     (["search", "tiny.arch", "--pruner", "fast"], 1, "--pruner: unknown pruner 'fast'"),
 ])
 def test_option_errors_name_the_flag(stored: str, tmp_path: Path,
