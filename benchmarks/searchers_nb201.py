@@ -56,7 +56,33 @@ PAPER: dict[tuple[str, str], dict[str, dict[int, float]]] = {
         "TPE multivariate": {25: .65, 50: .23, 100: .02},
     },
 }
-"""§1.9's figures for the same protocol and dataset (its other tables average three datasets)."""
+PAPER[("oracle", "average")] = {  # §1.9's regret table, averaged over the three datasets
+    "RS": {10: 2.95, 25: 2.21, 50: 1.73, 100: 1.39, 200: 1.15},
+    "REA(P10,S3)": {10: 3.10, 25: 1.91, 50: 1.06, 100: .53, 200: .27},
+    "REA(P20,S5)": {10: 2.82, 25: 2.07, 50: 1.13, 100: .38, 200: .11},
+    "REA(P30,S10)": {10: 2.95, 25: 2.23, 50: 1.20, 100: .33, 200: .05},
+    "LS(init10)": {10: 2.96, 25: 1.25, 50: .62, 100: .23, 200: .10},
+    "MCTS(c=0.5)": {10: 2.94, 25: 2.00, 50: 1.60, 100: 1.24, 200: .97},
+    "MCTS-rank": {10: 2.77, 25: 2.02, 50: 1.50, 100: 1.05, 200: .58},
+    "SMBO-ridge": {10: 2.41, 25: 1.50, 50: .98, 100: .62, 200: .33},
+    "SMBO-ridge+mut": {10: 2.92, 25: 1.34, 50: .77, 100: .38, 200: .11},
+    "TPE (indep.)": {10: 2.83, 25: 1.44, 50: .85, 100: .45, 200: .20},
+    "TPE multivariate": {10: 2.92, 25: 1.30, 50: .65, 100: .26, 200: .10},
+}
+PAPER[("proxy", "average")] = {
+    "RS": {25: 3.00, 50: 2.30, 100: 1.83, 200: 1.55},
+    "REA(P10,S3)": {25: 2.73, 50: 1.77, 100: 1.27, 200: .89},
+    "REA(P20,S5)": {25: 2.89, 50: 1.66, 100: 1.12, 200: .81},
+    "REA(P30,S10)": {25: 2.94, 50: 1.74, 100: .93, 200: .82},
+    "LS(init10)": {25: 2.02, 50: 1.32, 100: .91, 200: .75},
+    "MCTS(c=0.5)": {25: 2.84, 50: 2.17, 100: 1.75, 200: 1.39},
+    "MCTS-rank": {25: 2.67, 50: 1.98, 100: 1.50, 200: 1.18},
+    "SMBO-ridge": {25: 2.11, 50: 1.33, 100: .95, 200: .74},
+    "SMBO-ridge+mut": {25: 1.90, 50: 1.35, 100: 1.05, 200: .95},
+    "TPE (indep.)": {25: 2.34, 50: 1.54, 100: .99, 200: .75},
+    "TPE multivariate": {25: 1.88, 50: 1.16, 100: .84, 200: .89},
+}
+"""§1.9's figures for the same protocol and dataset, or for the mean of the three datasets."""
 
 
 def run_one(name: str, seed: int, dataset: str, protocol: str, budgets: Sequence[int]
@@ -77,28 +103,45 @@ def _one_thread() -> None:
     threadpool_limits(1)
 
 
-def table(names: Sequence[str], seeds: int, dataset: str, protocol: str,
-          budgets: tuple[int, ...], workers: int) -> list[str]:
-    """The markdown rows of one (protocol, dataset): each searcher's mean ± sem per budget."""
+Runs = dict[str, list[list[float]]]
+"""Searcher → one list of regrets (one per budget) per seed, in seed order."""
+
+
+def run(names: Sequence[str], seeds: int, dataset: str, protocol: str,
+        budgets: tuple[int, ...], workers: int) -> tuple[Runs, dict[str, float]]:
+    """Every searcher on seeds 0 … seeds-1; the runs, and each searcher's seconds per run."""
     jobs = [(n, s, dataset, protocol, budgets) for n in names for s in range(seeds)]
     with Pool(workers, initializer=_one_thread) as pool:
         done = pool.map(_job, jobs, chunksize=1)
+    runs = {name: [r for n, r, _ in done if n == name] for name in names}
+    seconds = {name: statistics.mean(t for n, _, t in done if n == name) for name in names}
+    return runs, seconds
+
+
+def rows(runs: Runs, budgets: tuple[int, ...], seconds: dict[str, float] | None,
+         paper: dict[str, dict[int, float]]) -> list[str]:
+    """Markdown: each searcher's mean ± sem per budget, then §1.9's figures."""
     head = [f"| searcher | {' | '.join(f'N={b}' for b in budgets)} | s/run |",
             "|---|" + "---|" * (len(budgets) + 1)]
-    rows = []
-    for name in names:
-        runs = [r for n, r, _ in done if n == name]
-        seconds = statistics.mean(t for n, _, t in done if n == name)
+    out = []
+    for name, per_seed in runs.items():
         cells = []
-        for i in range(len(budgets)):
-            values = [r[i] for r in runs]
+        for values in zip(*per_seed, strict=True):
             sem = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0
             cells.append(f"{statistics.mean(values):.2f}±{sem:.2f}")
-        rows.append(f"| {name} | {' | '.join(cells)} | {seconds:.2f} |")
-    for name, figures in PAPER.get((protocol, dataset), {}).items():
+        cost = f"{seconds[name]:.2f}" if seconds else ""
+        out.append(f"| {name} | {' | '.join(cells)} | {cost} |")
+    for name, figures in paper.items():
         cells = [f"{figures[b]:.2f}" if b in figures else "" for b in budgets]
-        rows.append(f"| §1.9 {name} | {' | '.join(cells)} | |")
-    return head + rows
+        out.append(f"| §1.9 {name} | {' | '.join(cells)} | |")
+    return head + out
+
+
+def averaged(per_dataset: list[Runs]) -> Runs:
+    """Each seed's regret averaged over datasets (so the sem is over seeds)."""
+    return {name: [[statistics.mean(v) for v in zip(*seed_runs, strict=True)]
+                   for seed_runs in zip(*(runs[name] for runs in per_dataset), strict=True)]
+            for name in per_dataset[0]}
 
 
 def main() -> None:
@@ -116,14 +159,20 @@ def main() -> None:
         parser.error(f"unknown searcher {unknown[0]} (known: {', '.join(sorted(FACTORIES))})")
     budgets = tuple(sorted(args.budgets))
     for protocol in args.protocol:
+        per_dataset = []
         for dataset in args.dataset:
             start = time.perf_counter()
+            runs, seconds = run(args.searchers, args.seeds, dataset, protocol, budgets,
+                                args.workers)
+            per_dataset.append(runs)
             print(f"\n{protocol} / {dataset}: mean simple regret (points) ± sem, "
-                  f"{args.seeds} seeds")
-            for line in table(args.searchers, args.seeds, dataset, protocol, budgets,
-                              args.workers):
-                print(line)
-            print(f"({time.perf_counter() - start:.0f} s wall)")
+                  f"{args.seeds} seeds ({time.perf_counter() - start:.0f} s wall)")
+            print("\n".join(rows(runs, budgets, seconds, PAPER.get((protocol, dataset), {}))))
+        if len(per_dataset) == 3:
+            print(f"\n{protocol} / mean of the three datasets: mean simple regret (points) ± sem "
+                  f"over {args.seeds} seeds")
+            print("\n".join(rows(averaged(per_dataset), budgets, None,
+                                 PAPER.get((protocol, "average"), {}))))
 
 
 if __name__ == "__main__":

@@ -168,7 +168,8 @@ def simulate(searcher: BaseSearcher, budgets: Sequence[int], dataset: str = "cif
     signal, test = tables.signal(dataset, protocol), tables.test[dataset]
     best = tables.best(dataset)
     seen: dict[int, float] = {}
-    incumbent, regrets, asks = -1, [], 0
+    incumbent, asks = -1, 0
+    regrets: list[float] = []
     while len(regrets) < len(budgets) and asks < cap * budgets[-1]:
         point = searcher.ask()
         asks += 1
