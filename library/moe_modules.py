@@ -32,6 +32,7 @@ training forwards record it, `aux_loss()` returns their sum and forgets them.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from fractions import Fraction
 
 import torch
@@ -40,8 +41,8 @@ from torch import nn
 
 __all__ = ["Moe", "ExpertMlps", "route", "balance_loss"]
 
-_ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu, "tanh": torch.tanh,
-                "sigmoid": torch.sigmoid}
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": F.relu, "gelu": F.gelu, "silu": F.silu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
 
 
 def route(logits: torch.Tensor, top_k: int, gate: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -204,5 +205,6 @@ class Moe(nn.Module):
         if isinstance(self.experts, ExpertMlps):
             out = self.experts(buffer)  # two batched matmuls
         else:  # the generic fallback: one call per expert on its rows
-            out = torch.stack([layer(buffer[i]) for i, layer in enumerate(self.experts)])
+            layers: nn.ModuleList = self.experts  # type: ignore[assignment]
+            out = torch.stack([layer(buffer[i]) for i, layer in enumerate(layers)])
         return torch.cat([out.reshape(spare, self.d), out.new_zeros(1, self.d)])[where]
