@@ -66,7 +66,8 @@ class HyperConnections:
 class Hc:
     """The original hyper-connection: learned H_pre, H_post and an unconstrained H_res, all
     initialised to the identity residual. `dynamic` adds per-token terms s·tanh(norm(X) W) (DHC);
-    without it the mix is static (SHC), n(n + 2) parameters per site."""
+    without it the mix is static (SHC), n(n + 2) parameters per site; with it d(n + 2) + 2 more
+    (its per-stream norm has no parameters, as OLMo's in the paper)."""
 
     dynamic = hp("bool", False, doc="add input-dependent terms to the static matrices (DHC)")
     tanh = hp("bool", True, doc="squash the dynamic terms with tanh (the paper also runs without)")
@@ -78,7 +79,7 @@ class Mhc:
     """Manifold-constrained HC: H_pre = σ(·), H_post = post_scale·σ(·), and H_res projected onto
     the doubly-stochastic matrices by `iters` Sinkhorn-Knopp normalisations of exp(·), so the
     residual stream neither grows nor vanishes with depth. Too few iterations leave large logits
-    unconverged (blocks.md A.1)."""
+    unconverged (blocks.md A.1). n·d(n² + 2n) + n² + 2n + 3 parameters per site."""
 
     iters = hp("int", 20, doc="Sinkhorn-Knopp iterations (alternate column/row normalisations)",
                low=1)
@@ -91,7 +92,7 @@ class Mhc:
 class MhcLite:
     """mHC with H_res an exact convex mix (a softmax) of all n! permutation matrices
     (Birkhoff-von Neumann): doubly stochastic with no iterations. n! coefficients per token, so
-    keep streams ≤ 6 (n = 4: 24)."""
+    keep streams ≤ 6 (n = 4: 24). n·d(n! + 2n) + n! + 2n + 3 parameters per site."""
 
     alpha = hp("float", 0.01, doc=_ALPHA_DOC, low=0, positive=True)
 
@@ -100,7 +101,7 @@ class MhcLite:
 class Kromhc:
     """mHC with H_res = U₁ ⊗ … ⊗ U_K, a Kronecker product of 2×2 doubly-stochastic factors, one
     softmax each: exact, O(n²C) parameters, but few degrees of freedom (2 at n = 4). The number of
-    streams must be a power of two."""
+    streams must be a power of two. n·d(2 log₂ n + 2n) + 2 log₂ n + 2n + 3 parameters."""
 
     alpha = hp("float", 0.01, doc=_ALPHA_DOC, low=0, positive=True)
 
@@ -109,7 +110,8 @@ class Kromhc:
 class Shc:
     """Spectral-sphere HC: H_res = J + U_z·U·diag(σ)·Vᵀ·U_zᵀ with Cayley rotations U, V and
     σ ∈ (-1, 1), so rows and columns sum to 1 and the spectral norm is exactly 1; entries may be
-    negative. Solves one (n-1)×(n-1) system per token, in float32."""
+    negative. Solves one (n-1)×(n-1) system per token. n·d(2n + (n-1)²) + 2n + (n-1)² + 7
+    parameters per site."""
 
     alpha = hp("float", 0.01, doc=_ALPHA_DOC, low=0, positive=True)
     gamma = hp("float", 1.0, doc="initial bound on the rotations' skew-symmetric entries; learned",
