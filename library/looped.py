@@ -6,9 +6,21 @@ Hyperloop Transformer (research/blocks.md §7): a begin block, a middle block lo
 hyper-connected residual streams, and an end block; the streams are mixed only after each loop,
 so the extra cost is one mix per loop.
 
-Only the abstract of the Hyperloop paper is public, so three choices are ours and are exposed as
-hyperparameters: the mix (`mhc` by default, as the paper cites mHC), whether the loops share one
-mix (`share_mix`), and the collapse.
+Only the abstract of the Hyperloop paper is public (no code), so these choices are ours; the
+first three are hyperparameters:
+
+- the mix: `mhc` by default, as the paper builds on mHC; any mix block may be given;
+- per-loop or shared connection parameters: one Connection per loop by default (loop r's
+  connection may learn how much of the middle's r-th output to keep), one for all loops with
+  `share_mix = true` (then Hyperloop adds the parameters of one site, whatever `loops` is);
+- the collapse: the sum of the streams (HC's), or `"head"`;
+- the middle block shares everything over the loops, norms included, as `loop` does; begin and
+  end are run once each, outside the streams (plain residual layers), and no loop-index
+  embedding is added.
+
+Both blocks are wired by the compiler (compiler/decode.py, compiler/decode_hyper.py): `loop`
+into the body's nodes repeated with one `share` key, `hyperloop` into expand → (Connection,
+middle, depth connection) × loops → collapse.
 
 >>> [p.name for p in Hyperloop.signature.params][:3]
 ['begin', 'middle', 'end']
@@ -27,8 +39,9 @@ _HYPERLOOP = "Zeitoun, Torroba-Hennigen, Kim, Hyperloop Transformers, arXiv 2604
 @block("loop", body=True, cite="Dehghani et al., Universal Transformers, ICLR 2019, "
        "arXiv 1807.03819")
 class Loop:
-    """Apply the body `times` times with one set of weights; the body must keep its input's
-    shape. Unlike `repeat`, which makes a fresh copy (and fresh weights) per iteration."""
+    """Apply the body `times` times with one set of weights, norms included; the body must keep
+    its input's shape. Unlike `repeat`, which makes a fresh copy (and fresh weights) per
+    iteration. Inside `hyper { }` its sites share one connection over the iterations too."""
 
     times = hp("int", 2, doc="number of iterations l", low=1)
 
@@ -36,7 +49,8 @@ class Loop:
 @block("hyperloop", cite=_HYPERLOOP)
 class Hyperloop:
     """begin → expand to `streams` streams → `loops` × (middle on H_pre·X, then X ← H_res·X +
-    H_postᵀ·middle(…)) → collapse → end. `middle` has one set of weights for all loops."""
+    H_postᵀ·middle(…)) → collapse → end. `middle` has one set of weights for all loops; the
+    connections are one per loop, or one for all with `share_mix` (see the module docs)."""
 
     begin = hp("block", "identity", doc="layers before the loop (run once)")
     middle = hp("block", doc="the looped layers (weights shared across loops)")
