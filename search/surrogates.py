@@ -11,7 +11,8 @@ of numeric decisions) to scores, and predict a mean and a standard deviation for
   kernel exp(-m / l²) is a Hamming-distance kernel: it captures interactions between decisions
   (an edge that matters only when another is not `none`) that a linear model cannot, and its
   posterior std feeds an expected-improvement acquisition. The length scale and noise are chosen
-  by marginal likelihood over a small grid (`LENGTHS`, `NOISES`) at each fit.
+  by marginal likelihood over a small grid (`LENGTHS`, `NOISES`), or given (SMBO re-selects
+  them every few tells, not at every ask).
 """
 
 from __future__ import annotations
