@@ -93,8 +93,8 @@ def _arguments(module: nn.Module, names: Names, path: str, width: int) -> list[s
         return []
     shown, out = SHOWN.get(cls, ()), []
     positional = _is_torch(cls)
-    parameters = list(parameters)[1:]  # self
-    for param in parameters:
+    arguments = list(parameters)[1:]  # self
+    for param in arguments:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or param.name in _SKIPPED:
             positional = False
             continue
@@ -114,8 +114,8 @@ def _arguments(module: nn.Module, names: Names, path: str, width: int) -> list[s
         positional = False
         if param.name in shown or not _equal(value, param.default) or not _is_torch(cls):
             out.append(f"{param.name}={source}")
-    if not _is_torch(cls) and any(p.kind == p.VAR_KEYWORD for p in parameters):
-        named = {p.name for p in parameters}
+    if not _is_torch(cls) and any(p.kind == p.VAR_KEYWORD for p in arguments):
+        named = {p.name for p in arguments}
         out += [f"{name}={names.expression(value, f'{path}.{name}')}"
                 for name, value in vars(module).items()
                 if name not in named and name not in _MODULE_STATE and not name.startswith("_")

@@ -165,3 +165,17 @@ def test_mistakes_are_located_errors(case: str, golden) -> None:  # type: ignore
     text = info.value.render() + "\n"
     assert all(d.span is not None for d in info.value.diagnostics)
     golden(GOLDEN / f"{case}.txt", text)
+
+
+@pytest.mark.parametrize("streams", [1, 4])
+def test_static_hc_at_init_is_the_plain_residual_network(streams: int) -> None:
+    """With the plain network's weights, an hc-connected one at its init computes the same:
+    every stream is the residual state, the sum collapse gives n times it, and the final
+    RMSNorm removes the n (exactly for one stream; up to its eps for four)."""
+    plain = archc.compile(lm(""), {}).module
+    hyper = archc.compile(lm(f"hyper(streams = {streams}, mix = hc)"), {}).module
+    missing, unexpected = hyper.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all("_hc." in key for key in missing)
+    tokens = torch.randint(0, 20, (3, 8), generator=torch.Generator().manual_seed(0))
+    tolerance = 0.0 if streams == 1 else 1e-5
+    torch.testing.assert_close(hyper(tokens), plain(tokens), rtol=tolerance, atol=tolerance)
