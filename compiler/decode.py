@@ -140,6 +140,8 @@ class _Decoder(HyperDecoding):
               span: Span | None) -> int:
         """Apply a block value (a block, a def, a chosen one_of option, a `let`) to node x."""
         value, ix = self.resolve(value, ix)
+        if isinstance(value, ir.DefBlock) and self.site is not None and _wires(value):
+            return self.site_apply(value, x, path, ix, span)  # a DAG cell: one layer
         if isinstance(value, ir.DefBlock):
             env = _Env(current=x, flows={value.inputs[0]: x} if value.inputs else {})
             self.seq(value.body, env, ix)
@@ -285,6 +287,12 @@ class _Decoder(HyperDecoding):
                                      "feature axis may differ", span)
             out = first.with_channels(sum(t.channels for t in types))
         return self.arch.add(kind, kind, out, items, path=path + self.copy.suffix, span=span)
+
+
+def _wires(value: ir.DefBlock) -> bool:
+    """A def that names tensors (a DAG cell) is one layer in a hyper body, not a sequence."""
+    return bool(value.inputs) or any(isinstance(step, ir.Bind | ir.Return)
+                                     for step in value.body.steps)
 
 
 def _is_norm(name: str) -> bool:

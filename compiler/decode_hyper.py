@@ -6,10 +6,11 @@ the streams are collapsed at exit (`sum` by default: the HC paper's collapse). A
 
 - each `residual { … }` directly in the body: its statements are the layer, and the residual's
   own sum is replaced by the depth connection;
-- each other layer directly in the body (a bare `attention`, a `def` used as a block…).
+- each other layer directly in the body (a bare `attention`, a cell `def` that wires named
+  tensors…).
 
 "Directly" sees through what only arranges statements: `repeat`, `one_of`, `optional`, `{ }`,
-inlined `def`s and `loop` (whose sites, like its layers, share weights over the iterations:
+`def`s of statements and `loop` (whose sites, like its layers, share weights over the iterations:
 one Connection per site for all of them). Inside a site's layer the streams are out of sight:
 a `residual` there is a plain residual. Named tensors (`a = …(x)`) cannot be hyper-connected
 and are a located error inside a hyper body, as is a site whose layer changes the width.

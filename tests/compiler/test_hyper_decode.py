@@ -179,3 +179,13 @@ def test_static_hc_at_init_is_the_plain_residual_network(streams: int) -> None:
     tokens = torch.randint(0, 20, (3, 8), generator=torch.Generator().manual_seed(0))
     tolerance = 0.0 if streams == 1 else 1e-5
     torch.testing.assert_close(hyper(tokens), plain(tokens), rtol=tolerance, atol=tolerance)
+
+
+def test_a_def_that_wires_named_tensors_is_one_site() -> None:
+    text = ("space s {\n    input x: float[8]\n    hyper(streams = 2) {\n        cell\n"
+            "        linear(8)\n    }\n}\ndef cell()(x) {\n    a = linear(8)(x)\n"
+            "    b = tanh(a)\n    return a + b\n}\n")
+    built = archc.compile(archc.loads(text, name="cell.arch"), {})
+    found = kinds(archc.loads(text, name="cell.arch"))
+    assert found.count("hc_width") == 2 and found.count("add") == 1
+    assert built.cost.params == numel(built.module)
