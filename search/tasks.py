@@ -134,6 +134,8 @@ def _user_task(name: str, data: str | None) -> Task:
 
 
 def _import(module_name: str) -> object:
+    """The module, imported with the working directory on the path for the import only; a
+    module that is not there is the user's error, one that fails its own imports a bug."""
     cwd = os.getcwd()
     added = cwd not in sys.path
     if added:
