@@ -40,6 +40,9 @@ def search(
     study: Annotated[str | None, typer.Option(help="Study name (default: the space's).")] = None,
     seed: Annotated[int | None, typer.Option(help="Search seed (default: the spec's, else 0).")
                     ] = None,
+    timeout: Annotated[float | None, typer.Option(
+        help="Start no trial after this many seconds (default: the spec's timeout).",
+        min=0)] = None,
     threads: Annotated[int | None, typer.Option(
         help="Torch threads per trial (default 1: small networks gain little from more).",
         min=1)] = None,
@@ -59,7 +62,7 @@ def search(
             space, spec_text=spec.read_text(encoding="utf-8"), spec_name=str(spec),
             searcher=searcher, trials=trials, task=task, data=data, objective=objective,
             pruner=pruner, storage=storage, study=study, seed=seed, epochs=epochs,
-            threads=threads, on_start=live.start, on_trial=live.trial)
+            threads=threads, timeout=timeout, on_start=live.start, on_trial=live.trial)
     except Interrupted as stop:
         live.stop()
         live.console.print("[yellow]interrupted[/]: the running trial is recorded as failed "

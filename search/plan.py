@@ -58,6 +58,7 @@ class Plan:
     epochs: int | None
     seconds: float | None
     threads: int | None
+    timeout: float | None = None
 
     @property
     def spec_hash(self) -> str:
@@ -111,7 +112,7 @@ def make_plan(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
               objective: str | None = None, pruner: str | None = None,
               storage: str | None = None, study: str | None = None, seed: int | None = None,
               epochs: int | None = None, seconds: float | None = None,
-              threads: int | None = None) -> Plan:
+              threads: int | None = None, timeout: float | None = None) -> Plan:
     """Resolve each option: the argument, else the spec's `search { }`, else the default.
     Errors name the flag (`--searcher`, `--pruner`, …) or point at the spec."""
     spec = space.search
@@ -130,6 +131,7 @@ def make_plan(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
     if pruner_name != "none":
         _check_prunable(objectives, task_metrics)
     budget = cast(dict, spec.get("budget") or {})
+    limit = cast(dict, spec.get("timeout") or {})
     return Plan(space=space, spec_text=spec_text, spec_name=spec_name, task=the_task,
                 task_name=task_name, data=data, objectives=objectives, searcher_name=chosen,
                 trials=trials or int(cast(int, spec.get("trials") or 20)),
@@ -137,7 +139,8 @@ def make_plan(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
                 study_name=study or cast(str, spec.get("study")) or space.name,
                 seed=seed if seed is not None else int(cast(int, spec.get("seed") or 0)),
                 epochs=epochs or budget.get("epochs"),
-                seconds=seconds or budget.get("seconds"), threads=threads or THREADS)
+                seconds=seconds or budget.get("seconds"), threads=threads or THREADS,
+                timeout=timeout or limit.get("seconds"))
 
 
 def _check_searcher(name: str, objectives: tuple[Objective, ...], explicit: bool) -> None:

@@ -76,9 +76,10 @@ def run_search(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
                on_trial: Callable[[Outcome], None] | None = None,
                on_start: Callable[[Plan, optuna.Study], None] | None = None,
                **options: Any) -> optuna.Study:
-    """Search `space` until the study holds `trials` trials, and return the study. Options
-    (searcher, trials, task, data, objective, pruner, storage, study, seed, epochs, seconds,
-    threads) override the spec's `search { }`; see `plan.make_plan`."""
+    """Search `space` until the study holds `trials` trials (or `timeout` seconds have passed:
+    no trial starts after that), and return the study. Options (searcher, trials, task, data,
+    objective, pruner, storage, study, seed, epochs, seconds, threads, timeout) override the
+    spec's `search { }`; see `plan.make_plan`."""
     plan = make_plan(space, spec_text=spec_text, spec_name=spec_name, **options)
     study = plan.open()
     mark_interrupted(study)
@@ -87,8 +88,10 @@ def run_search(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
     if on_start is not None:
         on_start(plan, study)
     trial: optuna.Trial | None = None
+    began = time.perf_counter()
     try:
-        while len(study.trials) < plan.trials:
+        while len(study.trials) < plan.trials and not (
+                plan.timeout and time.perf_counter() - began >= plan.timeout):
             point = proposer.ask()
             trial = begin_trial(study, space, point)
             outcome = _Trial(plan, study, trial, point).run()

@@ -19,14 +19,14 @@ import json
 import math
 import os
 import socket
-from pathlib import Path
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 from archc.dsl.domain import Scalar
-from archc.errors import ArchError, did_you_mean
 from archc.dsl.point import Point
 from archc.dsl.space import Space
+from archc.errors import ArchError, did_you_mean
 from archc.search._optuna import TrialState, optuna, running_trial, suggest_point
 
 __all__ = ["DEFAULT_STORAGE", "open_study", "load_study", "begin_trial", "record_trial", "history",

@@ -153,3 +153,11 @@ def test_cost_objectives_are_measured_on_the_compiled_network(tmp_path: Path) ->
         latency, memory = trial.values
         assert 0.0 < latency < 10_000.0  # milliseconds for 32 inputs of a tiny CNN
         assert memory == int(memory) > 0
+
+
+def test_the_spec_timeout_stops_starting_trials(tmp_path: Path) -> None:
+    text = TINY + "search {\n    timeout = 1s\n}\n"
+    study = run_search(archc.loads(text), trials=50, threads=1, storage=url(tmp_path),
+                       epochs=3)
+    assert 1 <= len(study.trials) < 50  # each trial takes a while; none starts after 1 s
+    assert all(t.state != TrialState.RUNNING for t in study.trials)
