@@ -178,7 +178,8 @@ def depth_connection(mixed: Tensor, post: Tensor, y: Tensor) -> Tensor:
     (..., n, d) products to reduce them again."""
     n, d = mixed.shape[-2:]
     flat = mixed.reshape(-1, n, d)
-    batch = flat.shape[0]
+    batch, dtype = flat.shape[0], mixed.dtype  # baddbmm does not promote (a pruned layer's
+    post, y = post.to(dtype), y.to(dtype)  # zeros may come as integers); no-ops otherwise
     out = torch.baddbmm(flat, post.reshape(-1, n, 1).expand(batch, n, 1), y.reshape(batch, 1, d))
     return out.reshape(mixed.shape)
 

@@ -203,3 +203,10 @@ def test_unknown_hyperparameters_and_collapses_are_clear_errors() -> None:
 def test_head_collapse_starts_as_the_mean() -> None:
     h = torch.randn(2, 3, 4, D, dtype=torch.float64)
     torch.testing.assert_close(Collapse(4, D, "head").double()(h), h.mean(-2))
+
+
+def test_depth_connection_promotes_like_the_formula() -> None:
+    """A pruned layer's output may be integer zeros; the result is mixed's float type."""
+    mixed, post = torch.randn(2, 3, 4, D), torch.rand(4)
+    out = depth_connection(mixed, post, torch.zeros(2, 3, D, dtype=torch.long))
+    assert out.dtype == torch.float32 and torch.equal(out, mixed)
