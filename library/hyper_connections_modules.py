@@ -8,9 +8,10 @@ mixed_i = Σ_j H_res[i, j]·h_j, i.e. `mixed = H_res @ h`; H_pre and H_post are 
 input is x = Σ_j H_pre[j]·h_j and the site's output is mixed + H_post ⊗ layer(x). (The lucidrains
 family stores the transpose, [source, target].)
 
-A site is two matmuls over the stream axis, x = H_pre·h and mixed = H_res·h, batched over every
-leading axis; the per-token (dynamic) mixes first compute their small matrices from the streams
-with one projection. Parameters, for n streams of width d:
+A site is one bmm over the stream axis with [H_pre; H_res] ((n+1)×n, shared or per token),
+giving x = H_pre·h and mixed = H_res·h for every leading position at once (`hyper_fused.width`);
+the per-token (dynamic) mixes first compute their small matrices from the streams with one
+projection. Parameters, for n streams of width d:
 
 - `hc` static: H_pre (n,), H_res (n, n), H_post (n,) learned directly; initialised to H_pre =
   e_(layer mod n), H_res = I, H_post = 1 (HC Eq. 14). With streams that start as copies
