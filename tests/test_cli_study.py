@@ -106,10 +106,15 @@ def test_option_errors_name_the_flag(stored: str, tmp_path: Path,
     assert expected in result.output and "Traceback" not in result.output
 
 
+# Every point distinct (a continuous learning rate), so no trial is an instant reuse: the
+# search is nearly always inside a trial when it is stopped.
+DISTINCT = SPEC.replace("lr = choice(0.003, 0.03)", "lr = float(0.003..0.03, log)")
+
+
 def search_process(folder: Path, trials: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "archc.cli", "search", "tiny.arch", "--trials", str(trials),
-         "--epochs", "2", "--threads", "1"],
+         "--epochs", "3", "--threads", "1"],
         cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -133,7 +138,7 @@ def test_a_stopped_search_loses_nothing_and_resumes(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch,
                                                     stop: signal.Signals) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "tiny.arch").write_text(SPEC)
+    (tmp_path / "tiny.arch").write_text(DISTINCT)
     url = f"sqlite:///{tmp_path / 'archc.db'}"
     process = search_process(tmp_path, trials=6)
     wait_for_a_running_trial(url, process)
