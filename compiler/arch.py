@@ -4,15 +4,22 @@ Nodes are numbered in the order `decode` creates them (a topological order). Eac
 
 | key     | meaning                                                                    |
 |---------|----------------------------------------------------------------------------|
-| `kind`  | `input`, `block`, `add` or `concat`                                        |
+| `kind`  | `input`, `block`, `add`, `concat`, or a hyper-connection kind (below)      |
 | `name`  | the input's name, or the block's name (`linear`, `conv_bn_relu`)           |
-| `h`     | the block's resolved `Hyperparams` (blocks only)                           |
-| `type`  | the output `TensorType`                                                    |
+| `h`     | the block's resolved `Hyperparams` (blocks and hyper-connection nodes)     |
+| `type`  | the output `TensorType` (per stream, for a node holding streams)           |
+| `streams` | n, on nodes whose output holds n hyper-connected streams                 |
 | `path`  | the decision path of the statement that made it (`layers[2].mlp`)          |
 | `span`  | where in the spec it was written                                           |
 | `share` | nodes with the same key share one module (`loop`, `share = weights`)       |
 
 Edges run from inputs to users, with `index` giving the argument position.
+
+`hyper { }` and `hyperloop` add five kinds (compiler/hyper.py has the table): `expand` (x to n
+streams), per site `hc_width` (the site's Connection module; a tuple output), three `hc_item`
+(layer input, mixed streams, H_post), the layer's nodes on the first, and `hc_depth` (the
+streams after the site); then `collapse`. So a site's layer is ordinary nodes between its
+`hc_item` 0 and its `hc_depth`, which cost, identity, passes and lowering see as usual.
 """
 
 from __future__ import annotations
