@@ -8,7 +8,8 @@ A global hyper-kernel is as long as its input, so a direct correlation costs O(N
 `fft_conv` zero-pads to 2N and multiplies spectra, O(N log N). Both compute the same `same`-padded
 linear correlation (checked below). Forward alone, then forward + backward (gradients to both
 the input and the kernel, as in training), each timed interleaved with its rival in one
-process on 2 threads (`--threads`); the table gives medians over `--runs` repeats and the ratio direct / FFT.
+process on 2 threads (`--threads`); the table gives medians over `--runs` repeats and the
+ratio direct / FFT.
 Target (issue 6): ≥ 5× at N = 4,096.
 """
 
