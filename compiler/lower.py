@@ -17,6 +17,7 @@ from torch import fx, nn
 
 from archc.compiler import hyper
 from archc.compiler.arch import Arch
+from archc.compiler.passes import zeros_dtype
 from archc.library.base import rules
 
 __all__ = ["lower", "module_name", "class_name"]
@@ -78,7 +79,8 @@ def _emit(graph: fx.Graph, root: nn.Module, arch: Arch, node: int, data: dict[st
     if not args:  # a zero whose input was pruned: zeros of its type, batch size of input 0
         first = next(n for n in graph.nodes if n.op == "placeholder")
         batch = graph.call_method("size", (first, 0))
-        return graph.call_method("new_zeros", (first, (batch, *data["type"].shape)))
+        return graph.call_method("new_zeros", (first, (batch, *data["type"].shape)),
+                                 zeros_dtype(first, data["type"]))
     key = data.get("share")
     if key in shared:
         return graph.call_module(shared[key], tuple(args))

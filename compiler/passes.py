@@ -8,9 +8,11 @@ import operator
 from collections.abc import Callable
 from typing import cast
 
+import torch
 from torch import fx
 
 from archc.compiler.identity import ZERO_PRESERVING
+from archc.library.tensor import TensorType
 
 __all__ = ["PASSES", "run_passes", "prune_zero_edges", "remove_identities", "fold_constants",
            "eliminate_dead_code"]
@@ -43,9 +45,18 @@ def _replace_by_fresh_zeros(graph: fx.Graph, node: fx.Node) -> None:
     first = next(n for n in graph.nodes if n.op == "placeholder")
     with graph.inserting_before(node):
         batch = graph.call_method("size", (first, 0))
-        fresh = graph.call_method("new_zeros", (first, (batch, *node.meta["type"].shape)))
+        fresh = graph.call_method("new_zeros", (first, (batch, *node.meta["type"].shape)),
+                                  zeros_dtype(first, node.meta["type"]))
     fresh.meta.update(node.meta)
     node.replace_all_uses_with(fresh)
+
+
+def zeros_dtype(first: fx.Node, kind: TensorType) -> dict[str, torch.dtype]:
+    """`new_zeros` keeps the dtype of the tensor it is called on, the first input: right for
+    float inputs (float32 or float64 alike), wrong for token ids, so floats made from an int
+    input are float32."""
+    token_ids = first.meta.get("type") is not None and first.meta["type"].dtype == "int"
+    return {"dtype": torch.float32} if token_ids and kind.dtype == "float" else {}
 
 
 def remove_identities(gm: fx.GraphModule) -> fx.GraphModule:

@@ -81,6 +81,8 @@ def test_a_zero_layer_is_pruned_like_the_module_and_costs_agree() -> None:
     body = "\n        residual { zero }\n        residual { rmsnorm; mlp(ratio = 2) }"
     built = archc.compile(lm("hyper(streams = 2, mix = mhc)", body, layers="1"), {})
     assert built.cost.params == numel(built.module)
+    zeros = [n for n in built.module.graph.nodes if n.target == "new_zeros"]
+    assert [n.kwargs.get("dtype") for n in zeros] == [torch.float32]  # not the tokens' int
     assert torch.isfinite(built.module(torch.zeros(2, 8, dtype=torch.long))).all()
 
 
