@@ -1,6 +1,6 @@
 """Searchers: base (the ask/tell/restore contract), random, mcts (UCT), evolution (regularized),
-local (local search), smbo (ridge surrogate), encode (discretising decisions for them),
-_optuna (the one seam to optuna: TPE, NSGA-II, define-by-run suggestions).
+local (local search), smbo (Gaussian-process or ridge surrogate), encode (discretising
+decisions for them), _optuna (the one seam to optuna: TPE, NSGA-II, define-by-run suggestions).
 Studies: study (optuna storage, SQLite by default; trial records, history, reuse by hash).
 Training: tasks (built-in tasks with fixed splits), trainer (train and evaluate a compiled point).
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,15 +32,17 @@ __all__ = ["BaseSearcher", "Result", "score_of", "SEARCHERS", "RandomSearch", "M
 if TYPE_CHECKING:
     import optuna
 
-SEARCHERS: dict[str, type[BaseSearcher]] = {
+SEARCHERS: dict[str, Callable[..., BaseSearcher]] = {
     "random": RandomSearch,
+    "random_arch": partial(RandomSearch, uniform="arch"),
     "mcts": MCTS,
     "evolution": RegularizedEvolution,
     "local": LocalSearch,
     "smbo": SMBO,
     "tpe": TPE,
 }
-"""Searcher name (as `--searcher` and `search { searcher = … }` spell it) → class. NSGA-II takes
+"""Searcher name (as `--searcher` and `search { searcher = … }` spell it) → a factory taking
+`(space, seed=…)`; `random_arch` samples uniformly over architectures. NSGA-II takes
 a tuple of scores (several objectives), so it is chosen by the multi-objective path instead."""
 
 

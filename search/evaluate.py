@@ -49,6 +49,7 @@ class Search:
     epochs: int | None
     seconds: float | None
     threads: int | None
+    steps: int | None = None
 
     @classmethod
     def of(cls, study: optuna.Study) -> Search:
@@ -61,7 +62,7 @@ class Search:
                                                 ["maximize(val_accuracy)"]))
         return cls(study, space, objectives, attrs.get("task") or "digits",
                    attrs.get("data"), attrs.get("epochs"), attrs.get("seconds"),
-                   attrs.get("threads"))
+                   attrs.get("threads"), attrs.get("steps"))
 
     def task(self) -> Task:
         return get_task(self.task_name, self.data)
@@ -104,7 +105,7 @@ class Search:
         built = archc.compile(self.space, point, task.constants, task.dims)
         result = task.fit(built, train_settings(self.space, point), seed=seed,
                           budget_epochs=self.epochs, budget_seconds=self.seconds,
-                          threads=self.threads or THREADS, test=test)
+                          budget_steps=self.steps, threads=self.threads or THREADS, test=test)
         return built, result
 
 

@@ -59,6 +59,7 @@ class Plan:
     seconds: float | None
     threads: int | None
     timeout: float | None = None
+    steps: int | None = None
 
     @property
     def spec_hash(self) -> str:
@@ -86,7 +87,8 @@ class Plan:
                             hint="name a new study with --study")
         attrs = {"spec": self.spec_text, "spec_name": self.spec_name, "task": self.task_name,
                  "data": self.data, "objectives": [str(o) for o in self.objectives],
-                 "epochs": self.epochs, "seconds": self.seconds, "threads": self.threads}
+                 "epochs": self.epochs, "seconds": self.seconds, "steps": self.steps,
+                 "threads": self.threads}
         for key, value in attrs.items():
             study.set_user_attr(key, value)
         return study
@@ -130,6 +132,11 @@ def make_plan(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
     make_pruner(pruner_name)  # an unknown name fails here, before the study exists
     if pruner_name != "none":
         _check_prunable(objectives, task_metrics)
+    workers = int(cast(int, spec.get("workers") or 1))
+    if workers > 1:
+        raise ArchError(f"search field 'workers = {workers}': one archc process runs one trial "
+                        "at a time", hint="run `archc search` in several processes on one "
+                        "--storage (PostgreSQL, or SQLite for a few): each takes the next trials")
     budget = cast(dict, spec.get("budget") or {})
     limit = cast(dict, spec.get("timeout") or {})
     return Plan(space=space, spec_text=spec_text, spec_name=spec_name, task=the_task,
@@ -140,7 +147,7 @@ def make_plan(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
                 seed=seed if seed is not None else int(cast(int, spec.get("seed") or 0)),
                 epochs=epochs or budget.get("epochs"),
                 seconds=seconds or budget.get("seconds"), threads=threads or THREADS,
-                timeout=timeout or limit.get("seconds"))
+                timeout=timeout or limit.get("seconds"), steps=budget.get("steps"))
 
 
 def _check_searcher(name: str, objectives: tuple[Objective, ...], explicit: bool) -> None:

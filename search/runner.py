@@ -159,7 +159,8 @@ class _Trial:
         epochs: list[dict[str, float]] = []
         try:
             result = plan.task.fit(built, settings, seed=seed, budget_epochs=plan.epochs,
-                                   budget_seconds=plan.seconds, threads=plan.threads,
+                                   budget_seconds=plan.seconds, budget_steps=plan.steps,
+                                   threads=plan.threads,
                                    report=partial(self._report, epochs))
         except optuna.TrialPruned:
             last = epochs[-1] if epochs else {}

@@ -33,8 +33,10 @@ class labels (classification) or int64 next tokens of the same shape as the inpu
 Report = Callable[[int, dict[str, float]], None]
 """`report(epoch, metrics)`, called after each epoch; what it raises stops the run."""
 
-CLASSIFICATION_METRICS = (("val_accuracy", "maximize"), ("val_loss", "minimize"))
-LM_METRICS = (("val_loss", "minimize"), ("val_bpc", "minimize"), ("val_accuracy", "maximize"))
+CLASSIFICATION_METRICS = (("val_accuracy", "maximize"), ("val_loss", "minimize"),
+                          ("train_loss", "minimize"))
+LM_METRICS = (("val_loss", "minimize"), ("val_bpc", "minimize"), ("val_accuracy", "maximize"),
+              ("train_loss", "minimize"))
 
 
 @dataclass(frozen=True, eq=False)

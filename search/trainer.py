@@ -168,10 +168,12 @@ def apply_dropout(model: nn.Module, rate: float) -> int:
 
 
 def _aux_loss(model: nn.Module) -> torch.Tensor | None:
-    """The sum of every submodule's `aux_loss()` (None when no module has one)."""
+    """The sum of every submodule's `aux_loss()` (None when no module has one, or every one
+    says None: nothing to add since its last forward)."""
     losses = [getattr(m, "aux_loss")() for m in model.modules()  # noqa: B009 (duck-typed)
               if callable(getattr(m, "aux_loss", None))]
-    return torch.stack([torch.as_tensor(x).sum() for x in losses]).sum() if losses else None
+    present = [torch.as_tensor(x).sum() for x in losses if x is not None]
+    return torch.stack(present).sum() if present else None
 
 
 class _Failed(Exception):

@@ -25,8 +25,7 @@ from .objectives import noisy_result
 from .spaces import SPECS, space
 
 FACTORIES: dict[str, Callable[..., BaseSearcher]] = {
-    **SEARCHERS,
-    "random-arch": partial(RandomSearch, uniform="arch"),
+    **SEARCHERS,  # random_arch among them
     "smbo-ridge": partial(SMBO, surrogate="ridge"),  # SEARCHERS' smbo is the GP
 }
 NAMES = sorted(FACTORIES)

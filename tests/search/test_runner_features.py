@@ -161,3 +161,27 @@ def test_the_spec_timeout_stops_starting_trials(tmp_path: Path) -> None:
                        epochs=3)
     assert 1 <= len(study.trials) < 50  # each trial takes a while; none starts after 1 s
     assert all(t.state != TrialState.RUNNING for t in study.trials)
+
+
+def test_a_steps_budget_stops_each_trial_after_that_many_steps(tmp_path: Path) -> None:
+    text = TINY + "search {\n    budget = 3 steps per trial\n}\n"
+    study = run_search(archc.loads(text), trials=2, threads=1, storage=url(tmp_path))
+    for trial in study.trials:
+        assert trial.state == TrialState.COMPLETE
+        assert len(trial.user_attrs["metrics_per_epoch"]) == 1  # 3 steps end inside epoch 1
+    assert study.user_attrs["steps"] == 3
+
+
+def test_several_workers_in_one_process_are_refused_with_the_way_to_get_them(
+        tmp_path: Path) -> None:
+    text = TINY + "search {\n    workers = 4\n}\n"
+    with pytest.raises(ArchError, match="several processes") as caught:
+        run_search(archc.loads(text), trials=1, storage=url(tmp_path))
+    assert "workers = 4" in str(caught.value)
+
+
+def test_train_loss_and_random_arch_are_usable_as_the_spec_names_them(tmp_path: Path) -> None:
+    study = run_search(archc.loads(TINY), trials=2, threads=1, storage=url(tmp_path), epochs=1,
+                       searcher="random_arch", objective="minimize(train_loss)")
+    assert [d.name for d in study.directions] == ["MINIMIZE"]
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
