@@ -16,21 +16,10 @@ from typer.testing import CliRunner
 import archc
 from archc.cli import app
 from archc.search.runner import run_search
+from tests.search.spaces import tiny_digits
 
 TrialState = optuna.trial.TrialState
-SPEC = """\
-space tiny {
-    input image: float[1, 8, 8]
-    conv2d(choice(8, 16), k = 3)
-    relu
-    optional { conv_bn_relu(k = 3) }
-    classifier(task.classes)
-}
-train {
-    lr = choice(0.003, 0.03)
-    epochs = 1
-}
-"""
+SPEC = tiny_digits()
 
 
 @pytest.fixture(scope="module")

@@ -43,3 +43,21 @@ space tiny {
 
 def space(name: str) -> archc.Space:
     return archc.loads(SPECS[name])
+
+
+def tiny_digits(epochs: int = 1, lrs: str = "choice(0.003, 0.03)", extra: str = "") -> str:
+    """A digits space small enough to train a few trials in seconds: two widths, an optional
+    block, and a learning-rate decision; `extra` adds statements to the space (a `require`)."""
+    return f"""\
+space tiny {{
+    input image: float[1, 8, 8]
+    conv2d(choice(8, 16), k = 3)
+    relu
+    optional {{ conv_bn_relu(k = 3) }}
+    classifier(task.classes)
+{extra}}}
+train {{
+    lr = {lrs}
+    epochs = {epochs}
+}}
+"""

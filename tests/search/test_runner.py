@@ -11,20 +11,9 @@ import pytest
 import archc
 from archc.search.runner import run_search
 
-SPEC = """\
-space tiny {
-    input image: float[1, 8, 8]
-    conv2d(choice(8, 16), k = 3)
-    relu
-    optional { conv_bn_relu(k = 3) }
-    classifier(task.classes)
-    require params < 3000
-}
-train {
-    lr = choice(0.003, 0.01)
-    epochs = 1
-}
-"""
+from .spaces import tiny_digits
+
+SPEC = tiny_digits(lrs="choice(0.003, 0.01)", extra="    require params < 3000\n")
 
 
 @pytest.fixture(autouse=True)

@@ -16,21 +16,11 @@ from archc.errors import ArchError, CheckError
 from archc.search.runner import run_search
 from archc.search.study import begin_trial, history, mark_interrupted, open_study
 
+from .spaces import tiny_digits
+
 TrialState = optuna.trial.TrialState
 
-TINY = """\
-space tiny {
-    input image: float[1, 8, 8]
-    conv2d(choice(8, 16), k = 3)
-    relu
-    optional { conv_bn_relu(k = 3) }
-    classifier(task.classes)
-}
-train {
-    lr = choice(0.003, 0.03)
-    epochs = 3
-}
-"""
+TINY = tiny_digits(epochs=3)
 
 # k = 9 with valid padding does not fit 8×8 (a shape error at compile time); SGD with
 # lr = 1e8 and no clipping diverges (a NaN loss while training).
