@@ -165,3 +165,13 @@ def test_hc_lm_enumeration_matches_the_count_by_hand():
     expected = set(hc_lm_architectures())
     assert len(seen) == len(expected) == space.size
     assert seen == expected
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_search_block_makes_a_plan(path: Path, tmp_path: Path):
+    """`archc search EXAMPLE` starts: its searcher fits its objectives, their metrics exist on
+    its task, and the task loads (checked before any study is made)."""
+    from archc.search.plan import make_plan
+
+    plan = make_plan(archc.load(path), storage=f"sqlite:///{tmp_path / 'archc.db'}")
+    assert plan.metric_names and plan.task.name
