@@ -77,7 +77,8 @@ def test_fit_trains_and_adds_test_metrics_on_request() -> None:
              "train.optimizer": "adamw", "train.lr": 3e-3, "train.batch": 64,
              "train.weight_decay": 1e-4}
     task = get_task("digits")
-    assert dict(task.metrics) == {"val_accuracy": "maximize", "val_loss": "minimize"}
+    assert dict(task.metrics) == {"val_accuracy": "maximize", "val_loss": "minimize",
+                                  "train_loss": "minimize"}
     torch.manual_seed(0)
     compiled = archc.compile(spec, point, task.constants)
     result = task.fit(compiled, train_settings(spec, point), seed=0, budget_epochs=1,

@@ -50,7 +50,7 @@ def test_charlm_splits_are_contiguous_windows_of_next_characters(tmp_path: Path)
     start_val = round(0.9 * len(TEXT))
     assert "".join(vocab[i] for i in task.val[0][0].tolist()) == TEXT[start_val:start_val + 128]
     assert dict(task.metrics) == {"val_loss": "minimize", "val_bpc": "minimize",
-                                  "val_accuracy": "maximize"}
+                                  "val_accuracy": "maximize", "train_loss": "minimize"}
 
 
 def test_charlm_default_corpus_and_environment(tmp_path: Path,
