@@ -6,7 +6,7 @@ Nothing here decides anything: it shows what the dsl computed (sizes come from `
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.table import Table
@@ -241,22 +241,32 @@ def _cell(value: object) -> str:
 def compiled_table(built: Compiled) -> Table:
     """`archc compile`: one row per block instance (shared modules count their parameters
     once), then the totals of the cost model."""
-    from archc.library.base import rules
+    from archc.compiler.cost import counts
     arch = built.arch
     table = Table(show_header=True, header_style="bold", title=f"{arch.name}: one point")
     for column in ("block", "path", "output", "params", "FLOPs"):
         table.add_column(column, justify="right" if column in ("params", "FLOPs") else "left")
     seen: set[str] = set()
-    for node, data in arch.blocks():
-        impl = rules(data["name"])
-        x = arch.type_of(arch.args(node)[0])
+    for node, data in arch.graph.nodes(data=True):
+        if data["kind"] not in ("block", "hc_width", "collapse") or not arch.args(node):
+            continue
+        own, work = counts(data, arch.type_of(arch.args(node)[0]))
         key = data.get("share") or f"#{node}"
-        params = "shared" if key in seen else f"{impl.params(data['h'], x):,}"
+        params = "shared" if key in seen else f"{own:,}"
         seen.add(key)
-        table.add_row(data["name"], escape(data["path"]), escape(str(data["type"])), params,
-                      f"{impl.flops(data['h'], x):,}")
+        table.add_row(_row_name(data), escape(data["path"]), escape(str(data["type"])), params,
+                      f"{work:,}")
     total = built.cost
     table.add_section()
     table.add_row("[bold]total[/]", "", f"{total.activation_bytes:,} B activations",
                   f"[bold]{total.params:,}[/]", f"[bold]{total.flops:,}[/]")
     return table
+
+
+def _row_name(data: dict[str, Any]) -> str:
+    """A block's name; a hyper-connection site or collapse says which mix or how."""
+    if data["kind"] == "hc_width":
+        return f"connection ({data['h'].mix.name})"
+    if data["kind"] == "collapse":
+        return f"collapse ({data['h'].how})"
+    return str(data["name"])

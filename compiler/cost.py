@@ -22,7 +22,7 @@ from archc.errors import Diagnostic, PointError
 from archc.library.base import rules
 from archc.library.tensor import TensorType
 
-__all__ = ["Cost", "cost", "check_deferred"]
+__all__ = ["Cost", "cost", "counts", "check_deferred"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def cost(arch: Arch) -> Cost:
         args = arch.args(node)
         if not args:  # a zero whose input was pruned: no parameters, no FLOPs
             continue
-        own, work = _counts(data, arch.type_of(args[0]))
+        own, work = counts(data, arch.type_of(args[0]))
         flops += work
         key = data.get("share") or f"#{node}"
         if key not in counted:
@@ -59,7 +59,7 @@ def cost(arch: Arch) -> Cost:
     return Cost(params, flops, activations)
 
 
-def _counts(data: dict[str, Any], x: TensorType) -> tuple[int, int]:
+def counts(data: dict[str, Any], x: TensorType) -> tuple[int, int]:
     """(parameters, FLOPs) of a block or hyper-connection node given its input type."""
     if data["kind"] in hyper.KINDS:
         return hyper.params(data, x), hyper.flops(data, x)

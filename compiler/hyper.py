@@ -61,8 +61,9 @@ def params(data: dict[str, Any], x: TensorType) -> int:
 
 
 def flops(data: dict[str, Any], x: TensorType) -> int:
-    """FLOPs per example as torch's flop counter counts them (matmuls; the depth connection and
-    the expansion are pointwise, so 0)."""
+    """FLOPs per example as torch's flop counter counts them: a site's matmuls, its depth
+    connection included (one baddbmm, counted in `site_flops`), and the head collapse; the
+    expansion and the getitems count 0."""
     h = data["h"]
     if data["kind"] == "hc_width":
         return int(formulas.site_flops(h.mix.name, dict(h.mix.h), h.streams, x.last,

@@ -51,7 +51,7 @@ def _replace_by_fresh_zeros(graph: fx.Graph, node: fx.Node) -> None:
     node.replace_all_uses_with(fresh)
 
 
-def zeros_dtype(first: fx.Node, kind: TensorType) -> dict[str, torch.dtype]:
+def zeros_dtype(first: fx.Node, kind: TensorType) -> dict[str, fx.node.Argument]:
     """`new_zeros` keeps the dtype of the tensor it is called on, the first input: right for
     float inputs (float32 or float64 alike), wrong for token ids, so floats made from an int
     input are float32."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -138,6 +139,32 @@ def test_compile_prints_blocks_and_totals(tmp_path: Path) -> None:
     assert f"{total:,}" in out.stdout
     code = archc("compile", str(spec), "--point", str(point), "--const", "classes=10", "--code")
     assert "def forward(self, x):" in code.stdout and "self.n_linear_0(" in code.stdout
+
+
+HYPER = """\
+space t {
+    input tokens: int[16]
+    embedding(vocab = 32, dim = 16)
+    hyper(streams = 4, mix = mhc) {
+        repeat 2 { residual { rmsnorm; mlp(ratio = 2) } }
+    }
+    linear(32)
+}
+"""
+
+
+def test_compile_rows_of_a_hyper_network_add_up_to_the_totals() -> None:
+    """Each site's connection and the collapse are rows, so the column sums are the totals."""
+    import archc
+    from archc.render import compiled_table
+
+    table = compiled_table(archc.compile(archc.loads(HYPER), {}))
+    names = list(table.columns[0].cells)
+    assert names.count("connection (mhc)") == 2 and "collapse (sum)" in names
+    params, flops = (list(table.columns[i].cells) for i in (3, 4))
+    number = lambda cell: int(re.sub(r"\D", "", str(cell)))  # noqa: E731 ("[bold]6,358[/]")
+    assert sum(map(number, params[:-1])) == number(params[-1])
+    assert sum(map(number, flops[:-1])) == number(flops[-1])
 
 
 def test_compile_errors_are_located_or_name_the_flag(tmp_path: Path) -> None:
