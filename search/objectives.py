@@ -118,3 +118,21 @@ def _metric_span(text: str, name: str, metric: str) -> Span | None:
                         and value.args[0].value.id == metric):
                     return value.args[0].value.span
     return None
+
+
+def field_span(text: str, name: str, field_name: str) -> Span | None:
+    """Where the spec's `search { <field_name> = … }` value is written (None when it is not)."""
+    if not text:
+        return None
+    from archc.dsl import ast
+    from archc.dsl.parser import parse
+    try:
+        module = parse(text, name)
+    except ArchError:
+        return None
+    for item in module.items:
+        if isinstance(item, ast.Fields) and item.kind == "search":
+            for field in item.fields:
+                if field.name == field_name and field.values:
+                    return field.values[0].span
+    return None

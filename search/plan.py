@@ -19,10 +19,16 @@ from typing import Any, cast
 
 from archc.dsl.point import Point
 from archc.dsl.space import Space
-from archc.errors import ArchError, did_you_mean
+from archc.errors import ArchError, CheckError, Span, did_you_mean
 from archc.search import SEARCHERS, BaseSearcher
 from archc.search._optuna import NSGAII, optuna
-from archc.search.objectives import Objective, check_metrics, from_spec, parse_objectives
+from archc.search.objectives import (
+    Objective,
+    check_metrics,
+    field_span,
+    from_spec,
+    parse_objectives,
+)
 from archc.search.pruners import make_pruner
 from archc.search.study import open_study
 from archc.search.tasks import Task, get_task
@@ -127,7 +133,8 @@ def make_plan(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
                   spec_text="" if objective else spec_text, spec_name=spec_name)
     chosen = searcher or cast(str | None, spec.get("searcher")) or (
         "nsga2" if len(objectives) > 1 else "random")
-    _check_searcher(chosen, objectives, explicit=searcher is not None)
+    _check_searcher(chosen, objectives, explicit=searcher is not None,
+                    span=None if searcher else field_span(spec_text, spec_name, "searcher"))
     pruner_name = pruner or str(spec.get("pruner") or "none")
     make_pruner(pruner_name)  # an unknown name fails here, before the study exists
     if pruner_name != "none":
@@ -150,16 +157,20 @@ def make_plan(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
                 timeout=timeout or limit.get("seconds"), steps=budget.get("steps"))
 
 
-def _check_searcher(name: str, objectives: tuple[Objective, ...], explicit: bool) -> None:
+def _check_searcher(name: str, objectives: tuple[Objective, ...], explicit: bool,
+                    span: Span | None = None) -> None:
+    """The searcher exists and takes as many objectives as the search has; a searcher named
+    in the spec is reported at its line (`span`), one from --searcher names the flag."""
     known = [*SEARCHERS, *MULTI_SEARCHERS]
     if name not in known:
         raise ArchError(f"unknown searcher '{name}'" + (" (--searcher)" if explicit else ""),
                         hint=did_you_mean(name, known) or f"searchers: {', '.join(known)}")
     if len(objectives) > 1 and name not in MULTI_SEARCHERS:
-        raise ArchError(f"searcher '{name}' optimises one objective; this search has "
-                        f"{len(objectives)} ({', '.join(map(str, objectives))})",
-                        hint="several objectives search with NSGA-II: use --searcher nsga2 "
-                             "(or set `searcher = nsga2` in search { })")
+        flag = "--searcher: " if explicit else ""
+        raise CheckError(f"{flag}searcher '{name}' optimises one objective; this search has "
+                         f"{len(objectives)} ({', '.join(map(str, objectives))})",
+                         span, "several objectives search with NSGA-II: use --searcher nsga2 "
+                         "(or set `searcher = nsga2` in search { })")
 
 
 def _check_prunable(objectives: tuple[Objective, ...], task_metrics: list[str]) -> None:

@@ -175,3 +175,15 @@ def test_train_loss_and_random_arch_are_usable_as_the_spec_names_them(tmp_path: 
                        searcher="random_arch", objective="minimize(train_loss)")
     assert [d.name for d in study.directions] == ["MINIMIZE"]
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
+
+
+def test_a_single_objective_searcher_with_two_objectives_is_located_at_the_spec(
+        tmp_path: Path) -> None:
+    text = TINY + ("search {\n    objective = maximize(val_accuracy), minimize(params)\n"
+                   "    searcher = mcts\n}\n")
+    with pytest.raises(CheckError) as caught:
+        run_search(archc.loads(text, name="t.arch"), spec_text=text, spec_name="t.arch",
+                   storage=url(tmp_path))
+    message = caught.value.render()
+    assert "t.arch:14:16: error: searcher 'mcts' optimises one objective" in message
+    assert "--searcher nsga2" in message and not (tmp_path / "archc.db").exists()
