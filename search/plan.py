@@ -138,12 +138,14 @@ def make_plan(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
     pruner_name = pruner or str(spec.get("pruner") or "none")
     make_pruner(pruner_name)  # an unknown name fails here, before the study exists
     if pruner_name != "none":
-        _check_prunable(objectives, task_metrics)
+        _check_prunable(objectives, task_metrics, "--pruner" if pruner else "pruner",
+                        None if pruner else field_span(spec_text, spec_name, "pruner"))
     workers = int(cast(int, spec.get("workers") or 1))
     if workers > 1:
-        raise ArchError(f"search field 'workers = {workers}': one archc process runs one trial "
-                        "at a time", hint="run `archc search` in several processes on one "
-                        "--storage (PostgreSQL, or SQLite for a few): each takes the next trials")
+        raise CheckError(f"search field 'workers = {workers}': one archc process runs one trial "
+                         "at a time", field_span(spec_text, spec_name, "workers"),
+                         "run `archc search` in several processes on one --storage "
+                         "(PostgreSQL, or SQLite for a few): each takes the next trials")
     budget = cast(dict, spec.get("budget") or {})
     limit = cast(dict, spec.get("timeout") or {})
     return Plan(space=space, spec_text=spec_text, spec_name=spec_name, task=the_task,
@@ -173,12 +175,15 @@ def _check_searcher(name: str, objectives: tuple[Objective, ...], explicit: bool
                          "(or set `searcher = nsga2` in search { })")
 
 
-def _check_prunable(objectives: tuple[Objective, ...], task_metrics: list[str]) -> None:
+def _check_prunable(objectives: tuple[Objective, ...], task_metrics: list[str], where: str,
+                    span: Span | None) -> None:
+    """A pruner needs one objective reported per epoch; `where` names the flag or the spec
+    field the pruner came from (`span` locates the latter)."""
     if len(objectives) > 1:
-        raise ArchError("--pruner needs a single objective (optuna prunes single-objective "
-                        f"studies only); this search has {len(objectives)}",
-                        hint="use --pruner none")
+        raise CheckError(f"{where}: a pruner needs a single objective (optuna prunes "
+                         f"single-objective studies only); this search has {len(objectives)}",
+                         span, "use --pruner none")
     if objectives[0].metric not in task_metrics:
-        raise ArchError(f"--pruner: the objective '{objectives[0].metric}' is not reported "
-                        "per epoch (a cost of the network, known before training)",
-                        hint="use --pruner none, or a task metric such as val_accuracy")
+        raise CheckError(f"{where}: the objective '{objectives[0].metric}' is not reported "
+                         "per epoch (a cost of the network, known before training)", span,
+                         "use --pruner none, or a task metric such as val_accuracy")

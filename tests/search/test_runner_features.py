@@ -108,7 +108,7 @@ def test_objective_metrics_are_checked_at_the_spec(tmp_path: Path) -> None:
     ({"objective": "maximize(val_accuracy), minimize(params)", "searcher": "random"},
      "searcher 'random' optimises one objective"),
     ({"objective": "maximize(val_accuracy), minimize(params)", "pruner": "median"},
-     "--pruner needs a single objective"),
+     "--pruner: a pruner needs a single objective"),
     ({"objective": "minimize(params)", "pruner": "median"}, "not reported per epoch"),
     ({"storage": "nosuchdb://x"}, "--storage: cannot open 'nosuchdb://x'"),
 ])
@@ -187,3 +187,12 @@ def test_a_single_objective_searcher_with_two_objectives_is_located_at_the_spec(
     message = caught.value.render()
     assert "t.arch:14:16: error: searcher 'mcts' optimises one objective" in message
     assert "--searcher nsga2" in message and not (tmp_path / "archc.db").exists()
+
+
+def test_a_pruner_the_spec_cannot_use_is_located_at_the_spec(tmp_path: Path) -> None:
+    text = TINY + "search {\n    objective = minimize(params)\n    pruner = median\n}\n"
+    with pytest.raises(CheckError) as caught:
+        run_search(archc.loads(text, name="t.arch"), spec_text=text, spec_name="t.arch",
+                   storage=url(tmp_path))
+    assert "t.arch:14:14: error: pruner: the objective 'params' is not reported per epoch" \
+        in caught.value.render()
