@@ -96,6 +96,11 @@ class _Live:
                            f"{', '.join(map(str, plan.objectives))} · searcher "
                            f"{plan.searcher_name} · pruner {plan.pruner} · "
                            f"{len(study.trials)} of {plan.trials} trials stored")
+        earlier = study.user_attrs.get("spec_changed_after")
+        if earlier:
+            self.console.print(f"[yellow]note:[/] the spec differs from the one that made the "
+                               f"first {earlier} trials; they keep their spec hash, and "
+                               "`archc evaluate`/`export` now rebuild points from this spec")
         self.progress = Progress(
             TextColumn("trial {task.completed:>3.0f}/{task.total:.0f}"), BarColumn(),
             TextColumn("best [bold]{task.fields[best]}[/]"),

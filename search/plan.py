@@ -81,7 +81,9 @@ class Plan:
 
     def open(self) -> optuna.Study:
         """The study, created or resumed, with this plan's pruner and directions; the spec
-        and task are stored as study attributes for `evaluate` and `export`."""
+        and task are stored as study attributes for `evaluate` and `export`. Resuming with an
+        edited spec replaces the stored one: `spec_changed_after` then holds how many trials
+        the earlier spec made (each trial keeps its own spec hash), so the CLI can say so."""
         directions = [o.direction for o in self.objectives]
         pruner = make_pruner(self.pruner, max_epochs=self.epochs or 10)
         study = open_study(self.study_name, self.storage, directions, pruner=pruner)
@@ -91,6 +93,9 @@ class Plan:
                             f"objective(s) ({', '.join(stored)}), this search has "
                             f"{', '.join(map(str, self.objectives))}",
                             hint="name a new study with --study")
+        earlier = study.user_attrs.get("spec")
+        changed = bool(study.trials) and earlier is not None and earlier != self.spec_text
+        study.set_user_attr("spec_changed_after", len(study.trials) if changed else None)
         attrs = {"spec": self.spec_text, "spec_name": self.spec_name, "task": self.task_name,
                  "data": self.data, "objectives": [str(o) for o in self.objectives],
                  "epochs": self.epochs, "seconds": self.seconds, "steps": self.steps,

@@ -39,7 +39,14 @@ from archc.dsl.space import Space
 from archc.errors import ArchError
 from archc.search.objectives import Objective, signed
 from archc.search.plan import Plan, make_plan
-from archc.search.study import begin_trial, find_by_hash, history, mark_interrupted, record_trial
+from archc.search.study import (
+    begin_trial,
+    find_by_hash,
+    history,
+    known_domains,
+    mark_interrupted,
+    record_trial,
+)
 from archc.search.tasks import Task
 
 __all__ = ["Outcome", "Interrupted", "run_search", "cost_metrics"]
@@ -83,8 +90,10 @@ def run_search(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
     plan = make_plan(space, spec_text=spec_text, spec_name=spec_name, **options)
     study = plan.open()
     mark_interrupted(study)
+    known = known_domains(study)  # a decision the edited spec re-domains fails at its trial
     proposer = plan.searcher()
-    proposer.restore([(p, _told(plan.objectives, r)) for p, r in history(study)])
+    proposer.restore([(p, _told(plan.objectives, r)) for p, r in history(study)
+                      if _fits(plan.space, p, plan.task.constants)])
     if on_start is not None:
         on_start(plan, study)
     trial: optuna.Trial | None = None
@@ -93,7 +102,7 @@ def run_search(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
         while len(study.trials) < plan.trials and not (
                 plan.timeout and time.perf_counter() - began >= plan.timeout):
             point = proposer.ask()
-            trial = begin_trial(study, space, point)
+            trial = begin_trial(study, space, point, known)
             outcome = _Trial(plan, study, trial, point).run()
             proposer.tell(point, _told(plan.objectives, outcome.values))
             if on_trial is not None:
@@ -228,3 +237,13 @@ def _digest(settings: dict[str, object]) -> str:
     """A short, stable hash of the resolved training settings."""
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _fits(space: Space, point: Point, constants: dict[str, int]) -> bool:
+    """Whether a stored point belongs to the space: a study resumed with an edited spec keeps
+    its earlier trials, but the searcher learns only from those the new space can propose."""
+    try:
+        space.validate(point, constants)
+    except ArchError:
+        return False
+    return True

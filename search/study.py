@@ -27,7 +27,13 @@ from archc.dsl.domain import Scalar
 from archc.dsl.point import Point
 from archc.dsl.space import Space
 from archc.errors import ArchError, did_you_mean
-from archc.search._optuna import TrialState, optuna, running_trial, suggest_point
+from archc.search._optuna import (
+    TrialState,
+    distributions,
+    optuna,
+    running_trial,
+    suggest_point,
+)
 
 __all__ = ["DEFAULT_STORAGE", "open_study", "load_study", "begin_trial", "record_trial", "history",
            "find_by_hash", "mark_interrupted", "INTERRUPTED"]
@@ -86,10 +92,23 @@ def _storage(url: str | None) -> optuna.storages.BaseStorage:
                              "postgresql://user@host/db") from None
 
 
-def begin_trial(study: optuna.Study, space: Space, point: Mapping[str, Scalar]) -> optuna.Trial:
+def begin_trial(study: optuna.Study, space: Space, point: Mapping[str, Scalar],
+                known: Mapping[str, Any] | None = None) -> optuna.Trial:
     """A running trial whose params are `point`'s decisions (named by path), for a point chosen
-    by any searcher: the point is enqueued, so the suggests return exactly its values."""
+    by any searcher: the point is enqueued, so the suggests return exactly its values. `known`
+    (from `known_domains`) lets a decision whose domain the spec has since changed fail here,
+    as a user error, before any trial is opened."""
     valid = space.validate(point)
+    for path, dist in distributions(space, valid).items():
+        if known and path in known:
+            try:
+                optuna.distributions.check_distribution_compatibility(known[path], dist)
+            except ValueError:
+                raise ArchError(
+                    f"decision '{path}' of study '{study.study_name}' had the domain "
+                    f"{_domain_text(known[path])}; the spec now gives {_domain_text(dist)}",
+                    hint="optuna keeps one domain per decision in a study: search the edited "
+                         "spec in a new study (--study NAME)") from None
     study.enqueue_trial(dict(valid))
     trial = study.ask()
     trial.set_user_attr("worker", _WORKER)
@@ -215,3 +234,16 @@ def _json_safe(value: object) -> object:
         return obj
 
     return finite(json.loads(json.dumps(value, default=scalar)))
+
+
+def known_domains(study: optuna.Study) -> dict[str, Any]:
+    """Decision path → the optuna distribution the study's trials recorded for it."""
+    return {name: dist for trial in study.get_trials(deepcopy=False)
+            for name, dist in trial.distributions.items()}
+
+
+def _domain_text(dist: Any) -> str:
+    """A distribution as the spec would write it (choices, or a range)."""
+    if hasattr(dist, "choices"):
+        return "choice(" + ", ".join(map(repr, dist.choices)) + ")"
+    return f"{dist.low}..{dist.high}"

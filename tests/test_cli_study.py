@@ -150,3 +150,35 @@ def test_a_stopped_search_loses_nothing_and_resumes(tmp_path: Path,
             if old.state == TrialState.RUNNING or stop == signal.SIGINT:
                 assert new.user_attrs["reason"] == "interrupted"
     assert any(t.user_attrs.get("reason") == "interrupted" for t in after)
+
+
+def test_resuming_with_an_edited_spec_says_so(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'archc.db'}"
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(SPEC)
+    first = cli("search", str(spec), "--trials", "1", "--storage", url)
+    assert first.exit_code == 0 and "differs" not in first.output
+    spec.write_text(SPEC.replace("classifier(task.classes)",
+                                 "dropout(0.1)\n    classifier(task.classes)"))
+    edited = cli("search", str(spec), "--trials", "2", "--storage", url)
+    assert edited.exit_code == 0, edited.output
+    assert "the spec differs from the one that made the first 1 trials" in edited.output
+    again = cli("search", str(spec), "--trials", "3", "--storage", url)
+    assert again.exit_code == 0 and "differs" not in again.output
+    assert len(optuna.load_study(study_name="tiny", storage=url).trials) == 3
+
+
+def test_a_decision_whose_domain_changed_is_refused_before_a_trial_opens(
+        tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'archc.db'}"
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(SPEC)
+    assert cli("search", str(spec), "--trials", "2", "--storage", url).exit_code == 0
+    spec.write_text(SPEC.replace("choice(8, 16)", "choice(8, 12)"))
+    edited = cli("search", str(spec), "--trials", "4", "--storage", url)
+    assert edited.exit_code == 1 and "Traceback" not in edited.output
+    assert "decision 'conv2d.out' of study 'tiny' had the domain choice(8, 16); the spec " \
+        "now gives choice(8, 12)" in " ".join(edited.output.split())
+    assert "--study NAME" in edited.output
+    trials = optuna.load_study(study_name="tiny", storage=url).trials
+    assert len(trials) == 2 and all(t.state == TrialState.COMPLETE for t in trials)
