@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from archc.errors import ArchError, CheckError, Span, did_you_mean
 
@@ -98,41 +99,36 @@ def signed(objectives: Sequence[Objective], values: Sequence[float]) -> tuple[fl
 
 def _metric_span(text: str, name: str, metric: str) -> Span | None:
     """Where the spec's `search { objective = … }` names `metric` (None when it does not)."""
-    if not text:
-        return None
     from archc.dsl import ast
-    from archc.dsl.parser import parse
-    try:
-        module = parse(text, name)
-    except ArchError:
-        return None
-    for item in module.items:
-        if not (isinstance(item, ast.Fields) and item.kind == "search"):
+    for field in _search_fields(text, name):
+        if field.name != "objective":
             continue
-        for field in item.fields:
-            if field.name != "objective":
-                continue
-            for value in field.values:
-                if (isinstance(value, ast.Call) and len(value.args) == 1
-                        and isinstance(value.args[0].value, ast.Name)
-                        and value.args[0].value.id == metric):
-                    return value.args[0].value.span
+        for value in field.values:
+            if (isinstance(value, ast.Call) and len(value.args) == 1
+                    and isinstance(value.args[0].value, ast.Name)
+                    and value.args[0].value.id == metric):
+                return value.args[0].value.span
     return None
 
 
 def field_span(text: str, name: str, field_name: str) -> Span | None:
     """Where the spec's `search { <field_name> = … }` value is written (None when it is not)."""
+    for field in _search_fields(text, name):
+        if field.name == field_name and field.values:
+            return field.values[0].span
+    return None
+
+
+def _search_fields(text: str, name: str) -> list[Any]:
+    """The fields of the spec's `search { }` blocks, parsed again from its text: the checked
+    Space keeps their values, not where they were written, so only an error path calls this."""
     if not text:
-        return None
+        return []
     from archc.dsl import ast
     from archc.dsl.parser import parse
     try:
         module = parse(text, name)
     except ArchError:
-        return None
-    for item in module.items:
-        if isinstance(item, ast.Fields) and item.kind == "search":
-            for field in item.fields:
-                if field.name == field_name and field.values:
-                    return field.values[0].span
-    return None
+        return []
+    return [field for item in module.items
+            if isinstance(item, ast.Fields) and item.kind == "search" for field in item.fields]

@@ -13,8 +13,9 @@ the task name and data path, and the objectives.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, cast
 
 from archc.dsl.point import Point
@@ -138,17 +139,16 @@ def make_plan(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
                   spec_text="" if objective else spec_text, spec_name=spec_name)
     chosen = searcher or cast(str | None, spec.get("searcher")) or (
         "nsga2" if len(objectives) > 1 else "random")
-    _check_searcher(chosen, objectives, explicit=searcher is not None,
-                    span=None if searcher else field_span(spec_text, spec_name, "searcher"))
+    locate = partial(field_span, spec_text, spec_name)  # called on an error path only
+    _check_searcher(chosen, objectives, searcher is not None, locate)
     pruner_name = pruner or str(spec.get("pruner") or "none")
     make_pruner(pruner_name)  # an unknown name fails here, before the study exists
     if pruner_name != "none":
-        _check_prunable(objectives, task_metrics, "--pruner" if pruner else "pruner",
-                        None if pruner else field_span(spec_text, spec_name, "pruner"))
+        _check_prunable(objectives, task_metrics, pruner is not None, locate)
     workers = int(cast(int, spec.get("workers") or 1))
     if workers > 1:
         raise CheckError(f"search field 'workers = {workers}': one archc process runs one trial "
-                         "at a time", field_span(spec_text, spec_name, "workers"),
+                         "at a time", locate("workers"),
                          "run `archc search` in several processes on one --storage "
                          "(PostgreSQL, or SQLite for a few): each takes the next trials")
     budget = cast(dict, spec.get("budget") or {})
@@ -164,31 +164,38 @@ def make_plan(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
                 timeout=timeout or limit.get("seconds"), steps=budget.get("steps"))
 
 
-def _check_searcher(name: str, objectives: tuple[Objective, ...], explicit: bool,
-                    span: Span | None = None) -> None:
-    """The searcher exists and takes as many objectives as the search has; a searcher named
-    in the spec is reported at its line (`span`), one from --searcher names the flag."""
+Locate = Callable[[str], Span | None]
+"""Where the spec's `search { }` writes a field (`field_span` bound to the spec's text)."""
+
+
+def _check_searcher(name: str, objectives: tuple[Objective, ...], from_flag: bool,
+                    locate: Locate) -> None:
+    """The searcher exists and takes as many objectives as the search has; one from --searcher
+    names the flag, one named in the spec is reported at its line."""
     known = [*SEARCHERS, *MULTI_SEARCHERS]
     if name not in known:
-        raise ArchError(f"unknown searcher '{name}'" + (" (--searcher)" if explicit else ""),
+        raise ArchError(f"unknown searcher '{name}'" + (" (--searcher)" if from_flag else ""),
                         hint=did_you_mean(name, known) or f"searchers: {', '.join(known)}")
     if len(objectives) > 1 and name not in MULTI_SEARCHERS:
-        flag = "--searcher: " if explicit else ""
+        flag = "--searcher: " if from_flag else ""
         raise CheckError(f"{flag}searcher '{name}' optimises one objective; this search has "
                          f"{len(objectives)} ({', '.join(map(str, objectives))})",
-                         span, "several objectives search with NSGA-II: use --searcher nsga2 "
+                         None if from_flag else locate("searcher"),
+                         "several objectives search with NSGA-II: use --searcher nsga2 "
                          "(or set `searcher = nsga2` in search { })")
 
 
-def _check_prunable(objectives: tuple[Objective, ...], task_metrics: list[str], where: str,
-                    span: Span | None) -> None:
-    """A pruner needs one objective reported per epoch; `where` names the flag or the spec
-    field the pruner came from (`span` locates the latter)."""
+def _check_prunable(objectives: tuple[Objective, ...], task_metrics: list[str],
+                    from_flag: bool, locate: Locate) -> None:
+    """A pruner needs one objective reported per epoch; the error names --pruner, or points at
+    the spec's `pruner` field."""
+    where = "--pruner" if from_flag else "pruner"
     if len(objectives) > 1:
         raise CheckError(f"{where}: a pruner needs a single objective (optuna prunes "
                          f"single-objective studies only); this search has {len(objectives)}",
-                         span, "use --pruner none")
+                         None if from_flag else locate("pruner"), "use --pruner none")
     if objectives[0].metric not in task_metrics:
         raise CheckError(f"{where}: the objective '{objectives[0].metric}' is not reported "
-                         "per epoch (a cost of the network, known before training)", span,
+                         "per epoch (a cost of the network, known before training)",
+                         None if from_flag else locate("pruner"),
                          "use --pruner none, or a task metric such as val_accuracy")

@@ -29,7 +29,7 @@ from archc.dsl.space import Space
 from archc.errors import ArchError, did_you_mean
 from archc.search._optuna import (
     TrialState,
-    distributions,
+    distribution,
     optuna,
     running_trial,
     suggest_point,
@@ -98,17 +98,12 @@ def begin_trial(study: optuna.Study, space: Space, point: Mapping[str, Scalar],
     by any searcher: the point is enqueued, so the suggests return exactly its values. `known`
     (from `known_domains`) lets a decision whose domain the spec has since changed fail here,
     as a user error, before any trial is opened."""
-    valid = space.validate(point)
-    for path, dist in distributions(space, valid).items():
-        if known and path in known:
-            try:
-                optuna.distributions.check_distribution_compatibility(known[path], dist)
-            except ValueError:
-                raise ArchError(
-                    f"decision '{path}' of study '{study.study_name}' had the domain "
-                    f"{_domain_text(known[path])}; the spec now gives {_domain_text(dist)}",
-                    hint="optuna keeps one domain per decision in a study: search the edited "
-                         "spec in a new study (--study NAME)") from None
+    trace = space.validated_trace(point)  # one walk: the point's values and its decisions
+    valid = Point(trace.values)
+    stored = known or {}
+    for site in trace.sites if stored else ():
+        if site.path in stored:
+            _check_domain(study, site.path, stored[site.path], distribution(site.domain))
     study.enqueue_trial(dict(valid))
     trial = study.ask()
     trial.set_user_attr("worker", _WORKER)
@@ -234,6 +229,17 @@ def _json_safe(value: object) -> object:
         return obj
 
     return finite(json.loads(json.dumps(value, default=scalar)))
+
+
+def _check_domain(study: optuna.Study, path: str, stored: Any, now: Any) -> None:
+    """ArchError when the study recorded decision `path` with another domain than it has now."""
+    try:
+        optuna.distributions.check_distribution_compatibility(stored, now)
+    except ValueError:
+        raise ArchError(f"decision '{path}' of study '{study.study_name}' had the domain "
+                        f"{_domain_text(stored)}; the spec now gives {_domain_text(now)}",
+                        hint="optuna keeps one domain per decision in a study: search the "
+                             "edited spec in a new study (--study NAME)") from None
 
 
 def known_domains(study: optuna.Study) -> dict[str, Any]:

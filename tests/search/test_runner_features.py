@@ -48,6 +48,14 @@ def url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'archc.db'}"
 
 
+def located_error(text: str, tmp_path: Path) -> str:
+    """The rendered CheckError a search of spec `text` (named t.arch) stops with."""
+    with pytest.raises(CheckError) as caught:
+        run_search(archc.loads(text, name="t.arch"), spec_text=text, spec_name="t.arch",
+                   storage=url(tmp_path))
+    return caught.value.render()
+
+
 def test_failures_are_recorded_with_reasons_and_the_search_completes(tmp_path: Path) -> None:
     study = run_search(archc.loads(FAILING), trials=8, threads=1, storage=url(tmp_path), seed=1)
     reasons = [t.user_attrs["reason"] or "" for t in study.trials]
@@ -92,10 +100,7 @@ def test_several_objectives_search_with_nsga2(tmp_path: Path) -> None:
 def test_objective_metrics_are_checked_at_the_spec(tmp_path: Path) -> None:
     text = TINY.replace("epochs = 3\n}", "epochs = 3\n}\nsearch {\n"
                         "    objective = maximize(val_acc), minimize(params)\n}")
-    with pytest.raises(CheckError) as caught:
-        run_search(archc.loads(text, name="t.arch"), spec_text=text, spec_name="t.arch",
-                   storage=url(tmp_path))
-    message = caught.value.render()
+    message = located_error(text, tmp_path)
     assert "t.arch:13:26: error: task 'digits' has no metric 'val_acc'" in message
     assert "did you mean 'val_accuracy'" in message
     assert not (tmp_path / "archc.db").exists()  # nothing was started
@@ -181,18 +186,12 @@ def test_a_single_objective_searcher_with_two_objectives_is_located_at_the_spec(
         tmp_path: Path) -> None:
     text = TINY + ("search {\n    objective = maximize(val_accuracy), minimize(params)\n"
                    "    searcher = mcts\n}\n")
-    with pytest.raises(CheckError) as caught:
-        run_search(archc.loads(text, name="t.arch"), spec_text=text, spec_name="t.arch",
-                   storage=url(tmp_path))
-    message = caught.value.render()
+    message = located_error(text, tmp_path)
     assert "t.arch:14:16: error: searcher 'mcts' optimises one objective" in message
     assert "--searcher nsga2" in message and not (tmp_path / "archc.db").exists()
 
 
 def test_a_pruner_the_spec_cannot_use_is_located_at_the_spec(tmp_path: Path) -> None:
     text = TINY + "search {\n    objective = minimize(params)\n    pruner = median\n}\n"
-    with pytest.raises(CheckError) as caught:
-        run_search(archc.loads(text, name="t.arch"), spec_text=text, spec_name="t.arch",
-                   storage=url(tmp_path))
     assert "t.arch:14:14: error: pruner: the objective 'params' is not reported per epoch" \
-        in caught.value.render()
+        in located_error(text, tmp_path)
