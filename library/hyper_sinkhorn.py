@@ -2,7 +2,9 @@
 
 mHC (arXiv 2512.24880, Eq. 9) makes H_res doubly stochastic by alternately normalising the
 columns and the rows of M⁽⁰⁾ = exp(logits), `iters` times, rows last. In the log domain each
-normalisation subtracts a logsumexp, L ← L - lse(L) over one axis, which never overflows.
+normalisation subtracts a logsumexp, L ← L - lse(L) over one axis, which never overflows; only
+the first two need lse's shift by the maximum (`_iterates` proves why), so a later step is four
+small ops, and the exponentials it takes are the softmaxes the backward needs.
 
 The backward is the exact gradient of the unrolled iterations, not an implicit (fixed-point)
 approximation: a step L' = L - lse(L) along an axis has the vector-Jacobian product
@@ -42,18 +44,32 @@ _COLUMNS, _ROWS = 0, 1  # in the (n, n, B) layout: normalising over rows makes c
 
 
 def _iterates(log: Tensor, iters: int) -> list[Tensor]:
-    """The log-domain iterates after each step, columns then rows, `2·iters` tensors, for
-    `log` in the (n, n, B) layout: every reduction runs over an outer axis, vectorised along
-    the B tokens (over the last axis of (B, n, n) torch reduces 4 numbers at a time, ~10× slower).
-    logsumexp is spelled out: torch's adds an infinity check this never needs."""
-    out = []
-    for _ in range(iters):
-        for axis in (_COLUMNS, _ROWS):
-            top = log.amax(axis, keepdim=True)
-            total = (log - top).exp_().sum(axis, keepdim=True)
-            log = log - total.log_().add_(top)
-            out.append(log)
-    return out
+    """exp of the log-domain iterates after each step, columns then rows, `2·iters` tensors, for
+    `log` in the (n, n, B) layout: every reduction runs over an outer axis, vectorised along the
+    B tokens (over the last axis of (B, n, n) torch reduces 4 numbers at a time, ~10× slower).
+
+    The first two steps subtract the maximum before exponentiating, as logsumexp does. After
+    them no step needs it: every entry is ≤ 0 (the previous step normalised its axis) and every
+    line about to be normalised holds an entry ≥ -2·log n (the line's largest entry before the
+    previous step was ≥ -log n, and that step subtracted at most log n), so each sum of
+    exponentials lies in [1/n², n] — no overflow, no underflow, for any finite logits. Each
+    later step is then exp, sum, log, subtract, and the exp it computes is the previous
+    iterate's softmax, which the backward needs anyway: nothing is exponentiated twice."""
+    steps = []
+    for step in range(2 * iters):
+        axis = _ROWS if step % 2 else _COLUMNS
+        if step < 2:
+            shifted = log - log.amax(axis, keepdim=True)
+            exp = shifted.exp()
+            total = exp.sum(axis, keepdim=True)
+            log = shifted - total.log()
+            if step == 0:
+                steps.append(exp.div_(total))
+            continue
+        steps.append(log.exp())  # the previous iterate's softmax
+        log.sub_(steps[-1].sum(axis, keepdim=True).log_())
+    steps.append(log.exp())
+    return steps
 
 
 class Sinkhorn(torch.autograd.Function):
@@ -65,7 +81,7 @@ class Sinkhorn(torch.autograd.Function):
         shape, n = logits.shape, logits.shape[-1]
         with torch.no_grad():
             log = logits.detach().reshape(-1, n, n).permute(1, 2, 0).contiguous()  # (n, n, B)
-            steps = [step.exp() for step in _iterates(log, iters)]
+            steps = _iterates(log, iters)
         ctx.save_for_backward(*steps)  # 2·iters·n² numbers per token: the backward's softmaxes
         ctx.shape = shape
         return steps[-1].permute(2, 0, 1).contiguous().reshape(shape)  # bmm wants (B, n, n)
@@ -78,7 +94,7 @@ class Sinkhorn(torch.autograd.Function):
         g = grad.reshape(-1, n, n).permute(1, 2, 0).contiguous() * steps[-1]  # the final exp
         for i in reversed(range(len(steps))):
             axis = _ROWS if i % 2 else _COLUMNS
-            g = g - steps[i] * g.sum(axis, keepdim=True)
+            g = torch.addcmul(g, steps[i], g.sum(axis, keepdim=True), value=-1)
         return g.permute(2, 0, 1).contiguous().reshape(ctx.shape), None
 
 
