@@ -184,23 +184,23 @@ def site_params(mix: str, mix_hp: Mapping[str, Any], streams: int, dim: int) -> 
 def site_flops(mix: str, mix_hp: Mapping[str, Any], streams: int, dim: int, tokens: int) -> int:
     """FLOPs of one site, its Connection's forward and its `depth_connection`, on one example of
     `tokens` positions, as torch's flop counter counts them (2 × multiply-adds of matmuls; norms,
-    Sinkhorn, softmax, solves and Kronecker products are pointwise or uncounted). The width
-    connection is a bmm of (n+1)×n weights over the streams, the depth connection the outer
-    product H_post ⊗ y (a baddbmm, 2·n·d); the manifold mixes add their logit projection (and
-    mhc_lite its permutation mix, shc its rotations).
+    Sinkhorn, softmax, solves, Kronecker products and the depth connection's broadcast
+    multiply-add H_post ⊗ y are pointwise or uncounted). The width connection is two bmms,
+    H_pre (1×n) and H_res (n×n) over the streams; the manifold mixes add their logit projection
+    (and mhc_lite its permutation mix, shc its rotations).
 
-    >>> site_flops("hc", {}, 4, 256, 10)  # 10 · 2·n·d·(n + 1 + 1)
-    122880
+    >>> site_flops("hc", {}, 4, 256, 10)  # 10 · 2·n·d·(1 + n)
+    102400
     """
     n, d, r = streams, dim, res_coefficients(mix, streams)
-    width_and_depth = 2 * (n + 2) * n * d
+    width = 2 * (n + 1) * n * d
     if mix == "hc":
         dynamic = 2 * n * d * (n + 2) if _hp(mix, mix_hp, "dynamic") else 0
-        return tokens * (width_and_depth + dynamic)
+        return tokens * (width + dynamic)
     project = 2 * n * d * (2 * n + r)
     build = {"mhc_lite": 2 * r * n * n,  # softmax weights @ the (n!, n²) permutations
              "shc": 2 * ((n - 1) ** 3 + n * (n - 1) ** 2 + n * n * (n - 1))}.get(mix, 0)
-    return tokens * (width_and_depth + project + build)
+    return tokens * (width + project + build)
 
 
 def collapse_params(how: str, streams: int, dim: int) -> int:

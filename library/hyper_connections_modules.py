@@ -52,7 +52,7 @@ from archc.library.hyper_connections import (
     check_site,
     res_coefficients,
 )
-from archc.library.hyper_fused import normed_projection, width
+from archc.library.hyper_fused import depth, normed_projection, width
 from archc.library.hyper_maps import birkhoff, kron_factors, permutation_matrices, spectral_sphere
 from archc.library.hyper_sinkhorn import sinkhorn
 
@@ -174,15 +174,11 @@ class Connection(nn.Module):
 
 def depth_connection(mixed: Tensor, post: Tensor, y: Tensor) -> Tensor:
     """A site's output: mixed + H_post ⊗ y, (..., n, d), from mixed (..., n, d), post (n,) or
-    (..., n) and the layer output y (..., d). One baddbmm (its outer product counts 2·n·d FLOPs
-    per position): twice as fast as a broadcast multiply-add, whose backward materialises
-    (..., n, d) products to reduce them again."""
-    n, d = mixed.shape[-2:]
-    flat = mixed.reshape(-1, n, d)
-    batch, dtype = flat.shape[0], mixed.dtype  # baddbmm does not promote (a pruned layer's
-    post, y = post.to(dtype), y.to(dtype)  # zeros may come as integers); no-ops otherwise
-    out = torch.baddbmm(flat, post.reshape(-1, n, 1).expand(batch, n, 1), y.reshape(batch, 1, d))
-    return out.reshape(mixed.shape)
+    (..., n) and the layer output y (..., d): one pass forward, two bmm backward
+    (`hyper_fused.depth`). Promoted like the formula (a pruned layer's zeros may come as
+    integers)."""
+    dtype = torch.promote_types(torch.promote_types(mixed.dtype, post.dtype), y.dtype)
+    return depth(mixed.to(dtype), post.to(dtype), y.to(dtype))
 
 
 def expand_streams(x: Tensor, streams: int) -> Tensor:

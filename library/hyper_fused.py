@@ -1,12 +1,15 @@
-"""Two autograd Functions that make a hyper-connection site cheap on the (b, t, n, d) streams.
+"""Three autograd Functions that make a hyper-connection site cheap on the (b, t, n, d) streams.
 
 A site touches its streams h in three places: H_pre·h, H_res·h and (manifold mixes) the
 RMS-normalised projection of vec h. Left to autograd, each use sends its own gradient back and
 the engine adds them (two extra passes over a (b, t, n, d) tensor), and the RMS norm's backward
 costs three more. These Functions compute the same values with hand-written backwards:
 
-- `width(h, pre, res)` → (x, mixed): one bmm with [H_pre; H_res] ((n+1)×n per token), and one
-  bmm for h's gradient, [H_pre; H_res]ᵀ·[∂x; ∂mixed].
+- `width(h, pre, res)` → (x, mixed): a bmm each, H_pre·h and H_res·h (n and n×n per token);
+  h's gradient is H_resᵀ·∂mixed with H_preᵀ ⊗ ∂x added in place (one bmm, one baddbmm).
+- `depth(mixed, post, y)` → mixed + H_post ⊗ y: one broadcast multiply-add; its backward passes
+  ∂out through to mixed untouched and reduces it twice by bmm, for ∂y = H_postᵀ·∂out and
+  ∂H_post = ∂out·y (autograd of the broadcast would materialise the (..., n, d) products).
 - `normed_projection(flat, proj)` → vec h·W / rms(vec h): the gradient through the RMS is
   c·vec h per token, c = -Σ(∂out·out)/(n·d·(mean square + ε)), added to ∂out/rms·Wᵀ in one pass.
 
@@ -28,34 +31,60 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ["width", "normed_projection"]
+__all__ = ["width", "depth", "normed_projection"]
 
 
 class _Width(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, h: Tensor, pre: Tensor, res: Tensor) -> tuple[Tensor, Tensor]:
-        lead, (n, d) = h.shape[:-2], h.shape[-2:]
+        n, d = h.shape[-2:]
         flat = h.reshape(-1, n, d)  # (B, n, d)
         batch = flat.shape[0]
-        weights = torch.cat((pre.reshape(-1, 1, n).expand(batch, 1, n),
-                             res.reshape(-1, n, n).expand(batch, n, n)), 1)  # (B, n+1, n)
-        out = torch.bmm(weights, flat)  # (B, n+1, d)
-        ctx.save_for_backward(flat, weights)
+        pre_b = pre.reshape(-1, 1, n).expand(batch, 1, n)  # (B, 1, n)
+        res_b = res.reshape(-1, n, n).expand(batch, n, n)  # (B, n, n)
+        # x and mixed each get their own contiguous tensor (not views of one (n+1)-row bmm):
+        # the layer reads x without a copy, and the backward needs no concatenation
+        x, mixed = h.new_empty(h.shape[:-2] + (d,)), torch.empty_like(h)
+        torch.bmm(pre_b, flat, out=x.view(batch, 1, d))
+        torch.bmm(res_b, flat, out=mixed.view(batch, n, d))
+        ctx.save_for_backward(flat, pre_b, res_b)
         ctx.shapes = (h.shape, pre.shape, res.shape)
-        return out[:, 0].reshape(*lead, d), out[:, 1:].reshape(*lead, n, d)
+        return x, mixed
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_x: Tensor, grad_mixed: Tensor
                  ) -> tuple[Tensor, Tensor, Tensor]:
-        flat, weights = ctx.saved_tensors
+        flat, pre_b, res_b = ctx.saved_tensors
         h_shape, pre_shape, res_shape = ctx.shapes
         batch, n, d = flat.shape
-        grads = torch.cat((grad_x.reshape(batch, 1, d), grad_mixed.reshape(batch, n, d)), 1)
-        # a contiguous (B, n, n+1) transpose: bmm with the strided view is ten times slower
-        grad_h = torch.bmm(weights.transpose(1, 2).contiguous(), grads).reshape(h_shape)
-        grad_w = torch.bmm(grads, flat.transpose(1, 2))  # (B, n+1, n)
-        return grad_h, _sum_to(grad_w[:, 0], pre_shape), _sum_to(grad_w[:, 1:], res_shape)
+        grad_x, grad_mixed = grad_x.reshape(batch, 1, d), grad_mixed.reshape(batch, n, d)
+        res_t = res_b.transpose(1, 2)
+        if res_b.stride(0):  # per token: bmm with a strided transpose is ten times slower
+            res_t = res_t.contiguous()
+        grad_h = torch.bmm(res_t, grad_mixed).baddbmm_(pre_b.transpose(1, 2), grad_x)
+        grad_pre = torch.bmm(grad_x, flat.transpose(1, 2))  # (B, 1, n)
+        grad_res = torch.bmm(grad_mixed, flat.transpose(1, 2))  # (B, n, n)
+        return (grad_h.reshape(h_shape), _sum_to(grad_pre[:, 0], pre_shape),
+                _sum_to(grad_res, res_shape))
+
+
+class _Depth(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, mixed: Tensor, post: Tensor, y: Tensor) -> Tensor:
+        ctx.save_for_backward(post, y)
+        return torch.addcmul(mixed, post.unsqueeze(-1), y.unsqueeze(-2))  # one pass
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        post, y = ctx.saved_tensors
+        n, d = grad.shape[-2:]
+        flat = grad.reshape(-1, n, d)
+        batch = flat.shape[0]
+        grad_y = torch.bmm(post.reshape(-1, 1, n).expand(batch, 1, n), flat)  # H_postᵀ·∂out
+        grad_post = torch.bmm(flat, y.reshape(batch, d, 1))  # ∂out·y per stream
+        return grad, _sum_to(grad_post[..., 0], post.shape), grad_y.reshape(y.shape)
 
 
 def _sum_to(grad: Tensor, shape: torch.Size) -> Tensor:
@@ -91,6 +120,12 @@ class _NormedProjection(torch.autograd.Function):
         grad_flat = torch.addcmul(scaled @ proj.T, coef, flat)
         grad_proj = flat.reshape(-1, flat.shape[-1]).T @ scaled.reshape(-1, proj.shape[-1])
         return grad_flat, grad_proj, None
+
+
+def depth(mixed: Tensor, post: Tensor, y: Tensor) -> Tensor:
+    """mixed + H_post ⊗ y (..., n, d), post (n,) or (..., n), y (..., d), all one dtype."""
+    out: Tensor = _Depth.apply(mixed, post, y)
+    return out
 
 
 def normed_projection(flat: Tensor, proj: Tensor, eps: float) -> Tensor:
