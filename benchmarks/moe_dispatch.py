@@ -1,7 +1,7 @@
 """moe dispatch (sorted tokens, one (e, M, d) buffer, two batched matmuls) against a loop over
 experts, side by side.
 
-Run:  python benchmarks/moe_dispatch.py [--repeats 9] [--threads 2]
+Run:  python benchmarks/moe_dispatch.py [--repeats 9] [--threads 2] [--clock wall|cpu]
 
 Issue 6's shape: e = 8 experts, top-2, 4,096 tokens of width d = 256, mlp experts with hidden
 width 4·d and GELU, no capacity limit. The loop is the usual straightforward implementation:
@@ -44,24 +44,34 @@ def loop_over_experts(moe: Moe, x: torch.Tensor) -> torch.Tensor:
     return out.reshape(x.shape)
 
 
-def _time(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, backward: bool) -> float:
-    start = time.perf_counter()
+# `cpu` is the process's CPU time (every thread's): steadier than wall time when other work
+# shares the machine, and equal to it for one uncontended thread.
+_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def _time(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, backward: bool,
+          clock: Callable[[], float]) -> float:
+    start = clock()
     if backward:
         fn(x).sum().backward()
     else:
         with torch.no_grad():
             fn(x)
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--clock", choices=tuple(_CLOCKS), default="wall",
+                        help="wall time, or the process's CPU time (steadier on a busy machine)")
     args = parser.parse_args()
+    clock = _CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{args.threads} threads, {args.repeats} interleaved repeats (medians)\n")
+          f"{args.threads} threads, {args.clock} clock, {args.repeats} interleaved repeats "
+          "(medians)\n")
     print("| experts × hidden | pass | archc dispatch ms | loop over experts ms | loop / archc |")
     print("|---|---|---|---|---|")
     for e, hidden in ((8, 4 * D), (64, D // 4)):
@@ -73,21 +83,21 @@ def main() -> None:
             torch.testing.assert_close(moe(x), loop_over_experts(moe, x), rtol=1e-4, atol=1e-5)
         loop = functools.partial(loop_over_experts, moe)
         for backward in (False, True):
-            ours, theirs = _compare(moe, loop, x, backward, args.repeats)
+            ours, theirs = _compare(moe, loop, x, backward, args.repeats, clock)
             what = "forward + backward" if backward else "forward"
             print(f"| {e} × {hidden} | {what} | {1e3 * ours:.1f} | {1e3 * theirs:.1f} | "
                   f"{theirs / ours:.2f} |")
 
 
 def _compare(moe: Moe, loop: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-             backward: bool, repeats: int) -> tuple[float, float]:
+             backward: bool, repeats: int, clock: Callable[[], float]) -> tuple[float, float]:
     """Median seconds of archc's moe and of the loop, timed one after the other per repeat."""
-    _time(moe, x, backward)  # warm up
-    _time(loop, x, backward)
+    _time(moe, x, backward, clock)  # warm up
+    _time(loop, x, backward, clock)
     ours, theirs = [], []
     for _ in range(repeats):
-        ours.append(_time(moe, x, backward))
-        theirs.append(_time(loop, x, backward))
+        ours.append(_time(moe, x, backward, clock))
+        theirs.append(_time(loop, x, backward, clock))
         moe.aux_loss()  # forget the recorded balance losses
     return statistics.median(ours), statistics.median(theirs)
 

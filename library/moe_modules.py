@@ -4,18 +4,29 @@ Dispatch works on the N·k (token, choice) assignments, token-major (token n's j
 entry n·k + j). A stable sort by expert groups them, each group in token order; an assignment's
 slot is its rank in its group, and slots at or beyond the capacity C are dropped, so later
 tokens are dropped first and a token's first and second choices compete equally (WideNet's
-cumulative-sum rule, research/blocks.md §9.5). The kept assignments are scattered into one
-(e, M, d) buffer, M = C (or the largest group when there is no capacity), then:
+cumulative-sum rule, research/blocks.md §9.5). The kept assignments' tokens are laid out
+expert after expert, gathered straight from the input (no zero-filled buffer), in one of two
+layouts:
 
-- `ExpertMlps` (every `mlp` expert): the experts' weights, stacked into (e, d, hidden) and
-  (e, hidden, d) parameters, run as two batched matmuls — no Python loop at all;
-- any other expert (`nn.ModuleList`): the generic fallback calls each expert once on its
-  (M, d) rows — a loop over experts, never over tokens. Experts act on single tokens (the
-  block's rules check that they take a (d,) vector), so padding rows change nothing.
+- e blocks of M rows, M = C with a capacity (or, without one, the largest group; every token
+  under torch.export, which cannot read the routing): uniform, so a group of experts runs
+  as one bmm per matmul. Padding rows cost FLOPs (e·M rows, not N·k) and are never read;
+  experts act on single tokens (the block's rules check that they take a (d,) vector), so
+  padding changes nothing else.
+- without a capacity, when the experts are large (one `mlp` expert's activation fills a group
+  alone) or generic: exact, each expert on exactly its own rows, N·k in all.
 
-Padding rows cost FLOPs: e·M rows, not N·k. Each assignment reads its output back from its
-row (dropped ones from a zero row), and a token's k outputs are weighted by their gates and
-summed — a reduction, with no scatter-add of rows in the forward or the backward pass.
+`ExpertMlps` (every `mlp` expert) stacks the experts' weights into (e, d, hidden) and
+(e, hidden, d) parameters and runs them in groups: as many experts per bmm as keep the
+largest activation under 8 MiB, or one expert's plain matmuls at a time. This is a loop over
+experts (never over tokens) where experts are large, chosen because it is what is fast on a
+CPU: buffers over 32 MiB are fresh mmaps that page-fault on every pass, a one-expert mm beats
+a batched bmm, and exact rows skip the padding (benchmarks/moe_dispatch.py). Any other
+expert (`nn.ModuleList`) is called once on its rows.
+
+Each assignment reads its output back from its row (dropped ones from a zero row), and a
+token's k outputs are weighted by their gates and summed — a reduction, with no scatter-add
+of rows in the forward pass.
 
 The load-balancing loss (Switch/GShard form) is λ·e·Σᵢ fᵢ·Pᵢ, fᵢ the fraction of the N·k
 assignments routed to expert i before capacity drops, Pᵢ the mean router probability; it is
@@ -32,7 +43,7 @@ training forwards record it, `aux_loss()` returns their sum and forgets them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 
 import torch
@@ -95,14 +106,40 @@ class ExpertMlps(nn.Module):
         self.b_down = nn.Parameter(_uniform((e, 1, d), hidden)) if bias else None
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (e, M, d)
-        h = _affine(x, self.w_up, self.b_up)  # (e, M, up)
-        if self.activation == "swiglu":
-            value, gate = h.chunk(2, dim=-1)
-            h = F.silu(value) * gate
-        else:
-            h = _ACTIVATIONS[self.activation](h)
-        return _affine(self.drop(h), self.w_down, self.b_down)
+    def forward(self, blocks: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The experts on their rows, in blocks of g experts taken in order: each block
+        (g, M, d) → (g, M, d), or (M, d) → (M, d) for one expert (plain matmuls, faster than
+        a one-expert bmm). The weights are split into blocks once per call, so the backward
+        pass assembles each weight's gradient in one piece (indexing a weight per block
+        would zero-fill a full-size gradient per block)."""
+        g = 1 if blocks[0].dim() == 2 else len(blocks[0])
+        out = []
+        for x, w_up, b_up, w_down, b_down in zip(
+                blocks, *(_split(w, g, self.e) for w in (self.w_up, self.b_up, self.w_down,
+                                                          self.b_down)), strict=True):
+            h = _affine(x, w_up, b_up)  # (g, M, up) or (M, up)
+            if self.activation == "swiglu":
+                value, gate = h.chunk(2, dim=-1)
+                h = F.silu(value) * gate
+            else:
+                h = _ACTIVATIONS[self.activation](h)
+            out.append(_affine(self.drop(h), w_down, b_down))
+        return out
+
+    def group(self, rows: int) -> int:
+        """How many experts to run at once on `rows` rows each: as many as keep the (g, M, up)
+        activation within _GROUP_BYTES, at least one (all of them under torch.export, where
+        `rows` is symbolic)."""
+        if torch.compiler.is_exporting():
+            return self.e
+        row_bytes = self.w_up.shape[-1] * self.w_up.element_size()
+        return max(1, min(self.e, _GROUP_BYTES // max(1, rows * row_bytes)))
+
+
+# The largest activation buffer one group of experts may need. glibc serves allocations over
+# 32 MiB by a fresh mmap, so a buffer above it page-faults in on every forward and backward;
+# under it, freed buffers are reused. Smaller groups also stay closer to the caches.
+_GROUP_BYTES = 8 * 2**20
 
 
 def _uniform(shape: tuple[int, ...], fan_in: int) -> torch.Tensor:
@@ -110,8 +147,22 @@ def _uniform(shape: tuple[int, ...], fan_in: int) -> torch.Tensor:
     return torch.empty(shape).uniform_(-bound, bound)
 
 
+def _split(w: torch.Tensor | None, g: int, e: int) -> Sequence[torch.Tensor | None]:
+    """A stacked parameter (e, …) cut into blocks of g experts ((…) each for g = 1), the
+    last block maybe smaller; None (no bias) once per block."""
+    if w is None:
+        return [None] * -(-e // g)
+    return w.unbind(0) if g == 1 else w.split(g)
+
+
 def _affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    return torch.bmm(x, w) if b is None else torch.baddbmm(b, x, w)
+    """x @ w + b. One expert: addmm, which hands the bias to the GEMM (measured faster than
+    mm then add). Several: bmm, the bias added in place to its output, since baddbmm first
+    copies the broadcast bias into the whole output, one more pass over it."""
+    if x.dim() == 2:
+        return torch.mm(x, w) if b is None else torch.addmm(b, x, w)
+    y = torch.bmm(x, w)
+    return y if b is None else y.add_(b)
 
 
 class Moe(nn.Module):
@@ -171,16 +222,33 @@ class Moe(nn.Module):
         flat = experts.reshape(-1)  # (N·k,), token-major
         order = torch.argsort(flat, stable=True)  # grouped by expert, token order inside
         counts = _counts(flat, self.e)  # (e,)
-        ranks = torch.arange(n * k, device=flat.device) - (counts.cumsum(0) - counts)[flat[order]]
+        starts = counts.cumsum(0) - counts  # (e,) where each group begins in sorted order
+        ranks = torch.arange(n * k, device=flat.device) - starts[flat[order]]
         slot = torch.empty_like(ranks).index_put((order,), ranks)  # each assignment's rank
         limit = self._limit(n)
         keep = slot < limit if limit is not None else torch.ones_like(slot, dtype=torch.bool)
         if not torch.compiler.is_compiling():
             self._dropped = (~keep).sum()
-        rows = limit if limit is not None else _largest(counts, n)
-        out = self._experts(tokens, flat * rows + slot, keep, rows)  # (N·k, d), token-major
+        if limit is None and self._exact(counts):  # each expert on exactly its tokens
+            sizes, where, group = counts.tolist(), starts[flat] + slot, 1
+        else:  # e blocks of `rows` rows, the padding rows' outputs unread
+            rows = limit if limit is not None else _largest(counts, n)
+            sizes, where = [rows] * self.e, flat * rows + slot
+            group = self.experts.group(rows) if isinstance(self.experts, ExpertMlps) else 1
+        out = self._experts(tokens, where, keep if limit is not None else None, sizes, group)
         weights = (gates * keep.view(n, k)).unsqueeze(-1)  # dropped: 0
-        return (out.view(n, k, self.d) * weights).sum(1)
+        return (out.view(n, k, self.d) * weights).sum(1)  # (N, d)
+
+    def _exact(self, counts: torch.Tensor) -> bool:
+        """Whether to run each expert on exactly its own rows, one expert at a time: when
+        that is a loop of large matmuls (an `mlp` expert's rows fill a group alone) or of
+        generic experts (called one by one anyway). Not on the meta device or under
+        torch.export, which cannot read the counts."""
+        if counts.is_meta or torch.compiler.is_exporting():
+            return False
+        if not isinstance(self.experts, ExpertMlps):
+            return True
+        return self.experts.group(int(counts.max())) == 1
 
     def _limit(self, n: int) -> int | None:
         """The capacity C = ⌊N·capacity·k / e⌋ (at most N: an expert is chosen once per
@@ -191,20 +259,36 @@ class Moe(nn.Module):
         ratio = Fraction(self.capacity) * self.top_k / self.e
         return torch.sym_min(n * ratio.numerator // ratio.denominator, n)
 
-    def _experts(self, tokens: torch.Tensor, where: torch.Tensor, keep: torch.Tensor,
-                 rows: int) -> torch.Tensor:
-        """Copy each kept assignment's token to its row `where` of an (e, rows, d) buffer
-        (dropped ones to a spare last row), run the experts, and read every assignment's
-        output back from its row (the spare row's output is 0)."""
-        spare = self.e * rows
-        where = torch.where(keep, where, spare)  # (N·k,)
-        copies = tokens.unsqueeze(1).expand(-1, self.top_k, -1)  # (N, k, d)
-        buffer = tokens.new_zeros(spare + 1, self.d).index_put(
-            (where,), copies.reshape(-1, self.d))
-        buffer = buffer[:spare].view(self.e, rows, self.d)
+    def _experts(self, tokens: torch.Tensor, where: torch.Tensor, keep: torch.Tensor | None,
+                 sizes: list[int], group: int) -> torch.Tensor:
+        """Run expert i on a block of sizes[i] rows holding the tokens of the kept assignments
+        at their rows `where` (the blocks one after the other), `group` experts of equal
+        sizes per call, and read every assignment's output back from its row. With a
+        capacity (`keep` given) dropped assignments read a spare zero row instead. Each call
+        gathers its rows straight from `tokens` (padding rows take token 0, whose outputs
+        nobody reads): no zero-filled buffer is written, then scattered into."""
+        total = sum(sizes)
+        if keep is not None:
+            where = torch.where(keep, where, total)  # (N·k,)
+        token = torch.arange(where.shape[0], device=where.device) // self.top_k
+        source = where.new_zeros(total + 1).index_put((where,), token)  # (total + 1,)
+        blocks: list[torch.Tensor] = []
+        start = 0
+        for first in range(0, self.e, group):
+            g, rows = min(group, self.e - first), sizes[first]
+            x = tokens.index_select(0, source[start:start + g * rows])  # (g·rows, d)
+            blocks.append(x if group == 1 else x.view(g, rows, self.d))
+            start = start + g * rows
+        parts = [y.reshape(-1, self.d) for y in self._run(blocks)]
+        if keep is not None:
+            parts.append(tokens.new_zeros(1, self.d))
+        out = parts[0] if len(parts) == 1 else torch.cat(parts)  # (total [+ 1], d)
+        return out.index_select(0, where)
+
+    def _run(self, blocks: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The experts on their blocks of rows: batched `mlp` experts in one call, or the
+        generic fallback's experts one call each."""
         if isinstance(self.experts, ExpertMlps):
-            out = self.experts(buffer)  # two batched matmuls
-        else:  # the generic fallback: one call per expert on its rows
-            layers: nn.ModuleList = self.experts  # type: ignore[assignment]
-            out = torch.stack([layer(buffer[i]) for i, layer in enumerate(layers)])
-        return torch.cat([out.reshape(spare, self.d), out.new_zeros(1, self.d)])[where]
+            return self.experts(blocks)
+        layers: nn.ModuleList = self.experts  # type: ignore[assignment]
+        return [layer(x) for layer, x in zip(layers, blocks, strict=True)]
