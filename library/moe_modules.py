@@ -229,13 +229,12 @@ class Moe(nn.Module):
         keep = slot < limit if limit is not None else torch.ones_like(slot, dtype=torch.bool)
         if not torch.compiler.is_compiling():
             self._dropped = (~keep).sum()
-        if limit is None and self._exact(counts):  # each expert on exactly its tokens
-            sizes, where, group = counts.tolist(), starts[flat] + slot, 1
-        else:  # e blocks of `rows` rows, the padding rows' outputs unread
-            rows = limit if limit is not None else _largest(counts, n)
-            sizes, where = [rows] * self.e, flat * rows + slot
-            group = self.experts.group(rows) if isinstance(self.experts, ExpertMlps) else 1
-        out = self._experts(tokens, where, keep if limit is not None else None, sizes, group)
+        if limit is None and self._exact(counts):
+            return self._exact_rows(tokens, order, gates.reshape(-1), counts.tolist())
+        rows = limit if limit is not None else _largest(counts, n)
+        group = self.experts.group(rows) if isinstance(self.experts, ExpertMlps) else 1
+        out = self._experts(tokens, flat * rows + slot, keep if limit is not None else None,
+                            rows, group)  # (N·k, d), token-major
         weights = (gates * keep.view(n, k)).unsqueeze(-1)  # dropped: 0
         return (out.view(n, k, self.d) * weights).sum(1)  # (N, d)
 
@@ -259,30 +258,41 @@ class Moe(nn.Module):
         ratio = Fraction(self.capacity) * self.top_k / self.e
         return torch.sym_min(n * ratio.numerator // ratio.denominator, n)
 
+    def _exact_rows(self, tokens: torch.Tensor, order: torch.Tensor, gates: torch.Tensor,
+                    sizes: list[int]) -> torch.Tensor:
+        """Expert i on exactly its sizes[i] assignments (no capacity, nothing dropped): the
+        tokens gathered once in sorted order, each expert's outputs weighted by their gates
+        and added into their tokens — no padding, and no output buffer to assemble."""
+        source = order // self.top_k  # (N·k,) the token of each sorted assignment
+        outs = self._run(list(tokens.index_select(0, source).split(sizes)))
+        y = tokens.new_zeros(len(tokens), self.d)  # (N, d)
+        for out, token, gate in zip(outs, source.split(sizes), gates[order].split(sizes),
+                                    strict=True):
+            y = y.index_add(0, token, out * gate.unsqueeze(-1))
+        return y
+
     def _experts(self, tokens: torch.Tensor, where: torch.Tensor, keep: torch.Tensor | None,
-                 sizes: list[int], group: int) -> torch.Tensor:
-        """Run expert i on a block of sizes[i] rows holding the tokens of the kept assignments
-        at their rows `where` (the blocks one after the other), `group` experts of equal
-        sizes per call, and read every assignment's output back from its row. With a
-        capacity (`keep` given) dropped assignments read a spare zero row instead. Each call
-        gathers its rows straight from `tokens` (padding rows take token 0, whose outputs
-        nobody reads): no zero-filled buffer is written, then scattered into."""
-        total = sum(sizes)
+                 rows: int, group: int) -> torch.Tensor:
+        """Run each expert on a block of `rows` rows (the blocks one after the other) holding
+        the tokens of its kept assignments at their rows `where`, `group` experts per call,
+        and read every assignment's output back from its row. With a capacity (`keep`
+        given) dropped assignments read a spare zero row instead. Each call gathers its rows
+        straight from `tokens` (padding rows take token 0, whose outputs nobody reads): no
+        zero-filled buffer is written, then scattered into."""
+        spare = self.e * rows
         if keep is not None:
-            where = torch.where(keep, where, total)  # (N·k,)
+            where = torch.where(keep, where, spare)  # (N·k,)
         token = torch.arange(where.shape[0], device=where.device) // self.top_k
-        source = where.new_zeros(total + 1).index_put((where,), token)  # (total + 1,)
+        source = where.new_zeros(spare + 1).index_put((where,), token)  # (e·rows + 1,)
         blocks: list[torch.Tensor] = []
-        start = 0
         for first in range(0, self.e, group):
-            g, rows = min(group, self.e - first), sizes[first]
-            x = tokens.index_select(0, source[start:start + g * rows])  # (g·rows, d)
+            g = min(group, self.e - first)
+            x = tokens.index_select(0, source[first * rows:(first + g) * rows])  # (g·rows, d)
             blocks.append(x if group == 1 else x.view(g, rows, self.d))
-            start = start + g * rows
         parts = [y.reshape(-1, self.d) for y in self._run(blocks)]
         if keep is not None:
             parts.append(tokens.new_zeros(1, self.d))
-        out = parts[0] if len(parts) == 1 else torch.cat(parts)  # (total [+ 1], d)
+        out = parts[0] if len(parts) == 1 else torch.cat(parts)  # (e·rows [+ 1], d)
         return out.index_select(0, where)
 
     def _run(self, blocks: list[torch.Tensor]) -> list[torch.Tensor]:

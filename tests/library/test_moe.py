@@ -158,8 +158,9 @@ def test_gradients_reach_the_router(gate: str) -> None:
     assert moe.router.weight.grad.abs().sum() > 0
 
 
-def test_the_batched_mlp_experts_equal_the_generic_loop_over_experts() -> None:
-    fast = _moe(e=3, k=2, capacity=0.9, gate="sqrt")
+@pytest.mark.parametrize("capacity", [0.9, 0.0])
+def test_the_batched_mlp_experts_equal_the_generic_loop_over_experts(capacity: float) -> None:
+    fast = _moe(e=3, k=2, capacity=capacity, gate="sqrt")
     mlps = torch.nn.ModuleList(Mlp(6, 5, "gelu", 0.0, True) for _ in range(3)).double()
     with torch.no_grad():
         for i, mlp in enumerate(mlps):
@@ -167,11 +168,47 @@ def test_the_batched_mlp_experts_equal_the_generic_loop_over_experts() -> None:
             mlp.up.bias.copy_(fast.experts.b_up[i, 0])
             mlp.down.weight.copy_(fast.experts.w_down[i].T)
             mlp.down.bias.copy_(fast.experts.b_down[i, 0])
-    slow = Moe(6, 3, 2, mlps, None, 0.9, "sqrt", False, 0.01).double()
+    slow = Moe(6, 3, 2, mlps, None, capacity, "sqrt", False, 0.01).double()
     slow.router.load_state_dict(fast.router.state_dict())
     x = torch.randn(4, 5, 6, dtype=torch.float64)
     torch.testing.assert_close(fast(x), slow(x), **TOL)
     assert fast.last_dropped == slow.last_dropped
+
+
+@pytest.mark.parametrize("capacity", [0.0, 1.25])
+def test_every_expert_grouping_gives_the_same_outputs_and_gradients(
+        capacity: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The activation budget only decides how experts are grouped per matmul: one expert at a
+    time (exact rows without a capacity), blocks of two (the last one smaller, e = 5) or all
+    at once. Outputs are the naive loop's; gradients agree to rounding."""
+    x = torch.randn(3, 7, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    row_bytes = 5 * 8  # hidden 5, float64
+    grads = []
+    for budget in (0, 2 * 21 * row_bytes, 2**30):  # 21 = N, the most rows an expert can get
+        monkeypatch.setattr("archc.library.moe_modules._GROUP_BYTES", budget)
+        moe = _moe(e=5, k=3, capacity=capacity, seed=7)
+        y = moe(x)
+        torch.testing.assert_close(y, _naive(moe, x)[0], **TOL)
+        y.pow(2).sum().backward()
+        grads.append([p.grad for p in moe.parameters()])
+    assert [moe.experts.group(r) for r in (1, 21)] == [5, 5]  # the last budget: one group
+    for other in grads[1:]:
+        for got, want in zip(other, grads[0], strict=True):
+            torch.testing.assert_close(got, want, **TOL)
+
+
+def test_without_a_capacity_large_experts_run_exactly_their_rows(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One expert at a time on its own tokens: N·k rows of expert FLOPs, what the cost rule
+    counts, not e times the largest group."""
+    from torch.utils.flop_counter import FlopCounterMode
+    monkeypatch.setattr("archc.library.moe_modules._GROUP_BYTES", 0)
+    moe = _moe(e=4, k=2, d=6, hidden=5).float()
+    with torch.no_grad():  # unbalanced routing: padding to the largest group would show
+        moe.router.weight.add_(torch.linspace(0, 2, 4)[:, None])
+    with FlopCounterMode(display=False) as counter:
+        moe(torch.randn(1, 10, 6))
+    assert counter.get_total_flops() == 2 * 10 * 6 * 4 + 10 * 2 * 2 * (6 * 5 + 5 * 6)
 
 
 def test_noise_only_in_training_and_eval_is_deterministic() -> None:
