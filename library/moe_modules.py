@@ -268,7 +268,7 @@ class Moe(nn.Module):
         y = tokens.new_zeros(len(tokens), self.d)  # (N, d)
         for out, token, gate in zip(outs, source.split(sizes), gates[order].split(sizes),
                                     strict=True):
-            y = y.index_add(0, token, out * gate.unsqueeze(-1))
+            y.index_add_(0, token, out * gate.unsqueeze(-1))  # in place: no copy of y per expert
         return y
 
     def _experts(self, tokens: torch.Tensor, where: torch.Tensor, keep: torch.Tensor | None,
