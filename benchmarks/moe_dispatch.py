@@ -1,5 +1,5 @@
-"""moe dispatch (sorted tokens, one (e, M, d) buffer, two batched matmuls) against a loop over
-experts, side by side.
+"""moe dispatch (one sort by expert, tokens gathered into their experts' rows, experts in
+groups of batched matmuls) against a loop over experts, side by side.
 
 Run:  python benchmarks/moe_dispatch.py [--repeats 9] [--threads 2] [--clock wall|cpu]
 
@@ -11,6 +11,12 @@ back — computed with the SAME stacked weights and router, so both give the sam
 interleaved in one process; the table gives medians and the loop's time over archc's.
 A second shape with many small experts (e = 64, hidden d/4) shows where the per-expert loop's
 overhead, rather than the matmuls, dominates. Target (issue 6): ≥ 3× faster at e = 8.
+
+What bounds the e = 8 ratio: both sides run the same N·k rows through the same GEMMs (archc
+runs large experts one at a time on exactly their rows, library/moe_modules.py), and those
+GEMMs are most of the loop's own time, so no dispatch can be 3× faster than the loop there on
+a CPU; what archc saves is the loop's overheads (per-expert `nonzero`, a full-size zero-filled
+weight gradient per indexed expert, gathers and scatters per expert).
 """
 
 from __future__ import annotations

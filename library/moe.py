@@ -15,11 +15,12 @@ Two gates (research/blocks.md §9, §12):
 WideNet's depth sharing (one attention and one MoE reused by every layer, each layer with its
 own norms) is the language's `repeat n share = weights { … }`, not a hyperparameter here.
 
-Rules: parameters d·e (router, no bias) + e experts (+ one shared). `mlp` experts run batched
-on an (e, M, d) buffer (moe_modules.py), so FLOPs count M rows per expert: M = C =
-⌊t·capacity·k / e⌋ per example at batch 1 (exact there), or, with no capacity, the largest
-group, which depends on the routing: the rule then counts balanced routing (k·t rows), the
-least it can be. `flops_bounds` gives the range any routing can reach.
+Rules: parameters d·e (router, no bias) + e experts (+ one shared). With a capacity, experts
+run on e blocks of C = ⌊t·capacity·k / e⌋ rows (moe_modules.py), so FLOPs count C rows per
+expert (exact at batch 1). Without one the rule counts k·t rows: exact when each expert runs
+on exactly its own rows (large `mlp` experts, generic experts), the least it can be where
+small `mlp` experts are padded to the largest group, which depends on the routing.
+`flops_bounds` gives the range any routing can reach.
 
 >>> Moe.signature.param("expert").default, Moe.signature.param("expert").kind
 ('mlp', 'layer')

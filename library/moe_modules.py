@@ -12,21 +12,20 @@ layouts:
   under torch.export, which cannot read the routing): uniform, so a group of experts runs
   as one bmm per matmul. Padding rows cost FLOPs (e·M rows, not N·k) and are never read;
   experts act on single tokens (the block's rules check that they take a (d,) vector), so
-  padding changes nothing else.
+  padding changes nothing else. Each assignment reads its output back from its row
+  (dropped ones from a zero row), and a token's k outputs are weighted by their gates and
+  summed.
 - without a capacity, when the experts are large (one `mlp` expert's activation fills a group
-  alone) or generic: exact, each expert on exactly its own rows, N·k in all.
+  alone) or generic: exact, each expert on exactly its own rows, N·k in all, its outputs
+  weighted by their gates and added into their tokens.
 
 `ExpertMlps` (every `mlp` expert) stacks the experts' weights into (e, d, hidden) and
 (e, hidden, d) parameters and runs them in groups: as many experts per bmm as keep the
-largest activation under 8 MiB, or one expert's plain matmuls at a time. This is a loop over
-experts (never over tokens) where experts are large, chosen because it is what is fast on a
-CPU: buffers over 32 MiB are fresh mmaps that page-fault on every pass, a one-expert mm beats
-a batched bmm, and exact rows skip the padding (benchmarks/moe_dispatch.py). Any other
+largest activation under 8 MiB, or one expert's plain matmuls at a time. Where experts are
+large this is a loop over experts (never over tokens), chosen because it is what is fast on
+a CPU (benchmarks/moe_dispatch.py): buffers over 32 MiB are fresh mmaps that page-fault on
+every pass, a one-expert mm beats a batched bmm, and exact rows skip the padding. Any other
 expert (`nn.ModuleList`) is called once on its rows.
-
-Each assignment reads its output back from its row (dropped ones from a zero row), and a
-token's k outputs are weighted by their gates and summed — a reduction, with no scatter-add
-of rows in the forward pass.
 
 The load-balancing loss (Switch/GShard form) is λ·e·Σᵢ fᵢ·Pᵢ, fᵢ the fraction of the N·k
 assignments routed to expert i before capacity drops, Pᵢ the mean router probability; it is
