@@ -8,10 +8,11 @@ mixed_i = Σ_j H_res[i, j]·h_j, i.e. `mixed = H_res @ h`; H_pre and H_post are 
 input is x = Σ_j H_pre[j]·h_j and the site's output is mixed + H_post ⊗ layer(x). (The lucidrains
 family stores the transpose, [source, target].)
 
-A site is one bmm over the stream axis with [H_pre; H_res] ((n+1)×n, shared or per token),
-giving x = H_pre·h and mixed = H_res·h for every leading position at once (`hyper_fused.width`);
+A site's width connection is two bmms over the stream axis, x = H_pre·h and mixed = H_res·h,
+with the matrices shared or per token, for every leading position at once (`hyper_fused.width`);
 the per-token (dynamic) mixes first compute their small matrices from the streams with one
-projection. Parameters, for n streams of width d:
+projection (while training, projection, maps and mixing run as one Function,
+`hyper_fused_site`; `matrices(h)` gives the matrices alone). Parameters, for n streams of width d:
 
 - `hc` static: H_pre (n,), H_res (n, n), H_post (n,) learned directly; initialised to H_pre =
   e_(layer mod n), H_res = I, H_post = 1 (HC Eq. 14). With streams that start as copies
@@ -40,6 +41,7 @@ and H_pre = σ(·) starts at 0.99 instead of 1.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -52,14 +54,12 @@ from archc.library.hyper_connections import (
     check_site,
     res_coefficients,
 )
-from archc.library.hyper_fused import depth, normed_projection, width
+from archc.library.hyper_fused import depth, width
+from archc.library.hyper_fused_site import RMS_EPS, fused_site, project_streams
 from archc.library.hyper_maps import birkhoff, kron_factors, permutation_matrices, spectral_sphere
 from archc.library.hyper_sinkhorn import sinkhorn
 
 __all__ = ["Connection", "depth_connection", "expand_streams", "Collapse", "RMS_EPS"]
-
-RMS_EPS = 1e-6
-"""Added to the mean square in the manifold mixes' and the head's RMSNorm (TileKernels, HF)."""
 
 _OFF_LOGIT = -8.0  # logit of the non-identity H_res terms at init (mHC-lite, KromHC references)
 _VALUE_LOGIT = 4.0  # sHC: σ = tanh(4) = 0.9993 at init (the sHC reference)
@@ -133,31 +133,50 @@ class Connection(nn.Module):
         return float(self.post_scale) if self.mix == "mhc" else 2.0
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # (..., n, d)
-        if self.mix != "hc":
-            pre, res, post = self._manifold(h)
-        elif self.dynamic:
-            pre, res, post = self._dynamic_hc(h)
-        else:
-            pre, res, post = self.pre, self.res, self.post  # (n,), (n, n), (n,)
-        x, mixed = width(h, pre, res)  # one bmm with [H_pre; H_res] per token
+        per_token = self.mix != "hc" or self.dynamic
+        if per_token and torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            kind, maps = self._maps()  # training: h's gradient built in one buffer
+            return fused_site(h, self.proj, kind, maps, self._map_params())
+        pre, res, post = self.matrices(h)
+        x, mixed = width(h, pre, res)  # one bmm each for H_pre·h and H_res·h
         return x, mixed, post
 
-    def _dynamic_hc(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """DHC: each stream j adds s·tanh(norm(h_j)·W) to its column of the static matrices."""
-        dyn = F.layer_norm(h, (self.dim,)) @ self.proj  # (..., n, n + 2)
+    def matrices(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """H_pre, H_res and H_post at streams h (..., n, d): the learned (n,), (n, n), (n,) for
+        static hc, else per position (..., n), (..., n, n), (..., n)."""
+        if self.mix == "hc" and not self.dynamic:
+            return self.pre, self.res, self.post
+        kind, maps = self._maps()
+        return maps(project_streams(h, self.proj, kind), *self._map_params())
+
+    def _maps(self) -> tuple[str, Callable[..., tuple[Tensor, Tensor, Tensor]]]:
+        """The projection a per-token mix reads the streams with, and its maps to matrices."""
+        return ("layer", self._dynamic_hc) if self.mix == "hc" else ("rms", self._manifold)
+
+    def _map_params(self) -> tuple[Tensor, ...]:
+        """The parameters the maps from projection to matrices use, in their argument order."""
+        if self.mix == "hc":
+            return self.pre, self.res, self.post, self.scales
+        return (self.bias, self.scales, self.gammas) if self.mix == "shc" else (
+            self.bias, self.scales)
+
+    def _dynamic_hc(self, dyn: Tensor, pre: Tensor, res: Tensor, post: Tensor, scales: Tensor
+                    ) -> tuple[Tensor, Tensor, Tensor]:
+        """DHC: each stream j adds s·tanh(norm(h_j)·W) to its column of the static matrices;
+        `dyn` = norm(h_j)·W per stream, (..., n, n + 2)."""
         if self.tanh:
             dyn = torch.tanh(dyn)
-        s_alpha, s_beta = self.scales[0], self.scales[1]
-        pre = self.pre + s_alpha * dyn[..., 0]  # (..., n)
-        post = self.post + s_beta * dyn[..., 1]  # (..., n)
-        res = self.res + s_alpha * dyn[..., 2:].transpose(-1, -2)  # (..., n, n): column j ← h_j
-        return pre, res, post
+        s_alpha, s_beta = scales[0], scales[1]
+        return (pre + s_alpha * dyn[..., 0],  # (..., n)
+                res + s_alpha * dyn[..., 2:].transpose(-1, -2),  # (..., n, n): column j ← h_j
+                post + s_beta * dyn[..., 1])  # (..., n)
 
-    def _manifold(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """mHC's kernel form: the RMSNorm divides after the projection (mHC Eqs. 14-19)."""
+    def _manifold(self, projected: Tensor, bias: Tensor, scales: Tensor,
+                  gammas: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """mHC's kernel form (the RMSNorm divides after the projection, mHC Eqs. 14-19):
+        `projected` = vec h·W / rms(vec h), (..., 2n + r)."""
         n = self.streams
-        projected = normed_projection(h.flatten(-2), self.proj, RMS_EPS)  # (..., 2n + r)
-        logits = torch.addcmul(self.bias, projected, self.scales[self.group])
+        logits = torch.addcmul(bias, projected, scales[self.group])
         pre = torch.sigmoid(logits[..., :n])
         post = self._post_scale() * torch.sigmoid(logits[..., n:2 * n])
         coefficients = logits[..., 2 * n:]
@@ -168,7 +187,8 @@ class Connection(nn.Module):
         elif self.mix == "kromhc":
             res = kron_factors(coefficients)
         else:
-            res = spectral_sphere(coefficients, self.gammas, n)
+            assert gammas is not None, "shc passes its gammas"
+            res = spectral_sphere(coefficients, gammas, n)
         return pre, res, post
 
 

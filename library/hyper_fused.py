@@ -31,25 +31,17 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ["width", "depth", "normed_projection"]
+__all__ = ["width", "depth", "normed_projection", "mix_streams", "mix_streams_backward"]
 
 
 class _Width(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, h: Tensor, pre: Tensor, res: Tensor) -> tuple[Tensor, Tensor]:
-        n, d = h.shape[-2:]
-        flat = h.reshape(-1, n, d)  # (B, n, d)
-        batch = flat.shape[0]
-        pre_b = pre.reshape(-1, 1, n).expand(batch, 1, n)  # (B, 1, n)
-        res_b = res.reshape(-1, n, n).expand(batch, n, n)  # (B, n, n)
-        # x and mixed each get their own contiguous tensor (not views of one (n+1)-row bmm):
-        # the layer reads x without a copy, and the backward needs no concatenation
-        x, mixed = h.new_empty(h.shape[:-2] + (d,)), torch.empty_like(h)
-        torch.bmm(pre_b, flat, out=x.view(batch, 1, d))
-        torch.bmm(res_b, flat, out=mixed.view(batch, n, d))
+        flat = h.reshape(-1, *h.shape[-2:])  # (B, n, d)
+        x, mixed, pre_b, res_b = mix_streams(flat, pre, res)
         ctx.save_for_backward(flat, pre_b, res_b)
         ctx.shapes = (h.shape, pre.shape, res.shape)
-        return x, mixed
+        return x.view(h.shape[:-2] + h.shape[-1:]), mixed.view(h.shape)
 
     @staticmethod
     @once_differentiable
@@ -57,16 +49,34 @@ class _Width(torch.autograd.Function):
                  ) -> tuple[Tensor, Tensor, Tensor]:
         flat, pre_b, res_b = ctx.saved_tensors
         h_shape, pre_shape, res_shape = ctx.shapes
-        batch, n, d = flat.shape
-        grad_x, grad_mixed = grad_x.reshape(batch, 1, d), grad_mixed.reshape(batch, n, d)
-        res_t = res_b.transpose(1, 2)
-        if res_b.stride(0):  # per token: bmm with a strided transpose is ten times slower
-            res_t = res_t.contiguous()
-        grad_h = torch.bmm(res_t, grad_mixed).baddbmm_(pre_b.transpose(1, 2), grad_x)
-        grad_pre = torch.bmm(grad_x, flat.transpose(1, 2))  # (B, 1, n)
-        grad_res = torch.bmm(grad_mixed, flat.transpose(1, 2))  # (B, n, n)
-        return (grad_h.reshape(h_shape), _sum_to(grad_pre[:, 0], pre_shape),
-                _sum_to(grad_res, res_shape))
+        grad_h, grad_pre, grad_res = mix_streams_backward(flat, pre_b, res_b, grad_x, grad_mixed)
+        return grad_h.view(h_shape), _sum_to(grad_pre, pre_shape), _sum_to(grad_res, res_shape)
+
+
+def mix_streams(flat: Tensor, pre: Tensor, res: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """x = H_pre·h (B, 1, d) and mixed = H_res·h (B, n, d) for streams `flat` (B, n, d), with
+    pre (n,) or (B…, n) and res (n, n) or (B…, n, n); also the (B, 1, n) and (B, n, n) views
+    of the weights the backward needs. x and mixed get their own tensors (not views of one
+    (n+1)-row bmm): the layer reads x without a copy, and the backward concatenates nothing."""
+    batch, n = flat.shape[:2]
+    pre_b = pre.reshape(-1, 1, n).expand(batch, 1, n)
+    res_b = res.reshape(-1, n, n).expand(batch, n, n)
+    return torch.bmm(pre_b, flat), torch.bmm(res_b, flat), pre_b, res_b
+
+
+def mix_streams_backward(flat: Tensor, pre_b: Tensor, res_b: Tensor, grad_x: Tensor,
+                         grad_mixed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The gradients of `mix_streams` for streams (B, n, d): h's (B, n, d) = H_resᵀ·∂mixed with
+    H_preᵀ ⊗ ∂x added in place, H_pre's per token (B, n) and H_res's per token (B, n, n)."""
+    batch, n, d = flat.shape
+    grad_x, grad_mixed = grad_x.reshape(batch, 1, d), grad_mixed.reshape(batch, n, d)
+    res_t = res_b.transpose(1, 2)
+    if res_b.stride(0):  # per token: bmm with a strided transpose is ten times slower
+        res_t = res_t.contiguous()
+    grad_h = torch.bmm(res_t, grad_mixed).baddbmm_(pre_b.transpose(1, 2), grad_x)
+    grad_pre = torch.bmm(grad_x, flat.transpose(1, 2))[:, 0]
+    grad_res = torch.bmm(grad_mixed, flat.transpose(1, 2))
+    return grad_h, grad_pre, grad_res
 
 
 class _Depth(torch.autograd.Function):

@@ -22,7 +22,7 @@ D = 8
 
 def residual_matrix(site: Connection, h: torch.Tensor) -> torch.Tensor:
     """H_res (..., n, n) of a manifold-mix `site` at streams `h`."""
-    return site._manifold(h)[1]
+    return site.matrices(h)[1]
 
 
 def random_site(mix: str, n: int, scale: float, seed: int = 0, **hp: object) -> Connection:

@@ -1,0 +1,136 @@
+"""A whole width connection whose small matrices are computed from the streams, as one autograd
+Function: the dynamic `hc` mix and the four manifold mixes while training.
+
+Such a site reads its streams h twice: a projection of h gives the logits of H_pre, H_res and
+H_post (through the mix's maps: tanh, sigmoid, Sinkhorn, …), and those matrices mix h. As two
+Functions, each sends its own gradient of h back — two (b, t, n, d) tensors that autograd then
+adds. Here the mixing's backward builds h's gradient in one buffer and the projection's part
+is added to it in place (one GEMM with beta = 1 and one multiply-add pass). The maps act on
+(…, n + …) numbers per token; they run as an ordinary small autograd graph nested inside the
+Function (built under `enable_grad` in the forward, differentiated by `torch.autograd.grad` in
+the backward), so every mix keeps its own code and exact gradient.
+
+The projections, with the norm applied after the matmul (mHC §4.3 for the RMS one):
+- `rms` (mhc, mhc_lite, kromhc, shc): vec h (n·d) · W / rms(vec h) → (…, c);
+- `layer` (dynamic hc): per stream, LayerNorm(h_j) · W without affine weights →
+  (h_j·W - μ_j·1ᵀW)·r_j → (…, n, c), r_j = 1/√(var_j + ε), with var_j = E[h_j²] - μ_j² (in
+  float32 that loses digits when |μ_j| ≫ σ_j — here it only feeds the dynamic weights, which
+  start at zero and are scaled by 0.01).
+
+Training only: without gradients, and under torch.compile / torch.export, `Connection` runs the
+same maths as separate ops (tests/library/test_hyper_fused_site.py checks the two agree in value
+and gradient, and gradcheck in float64).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from archc.library.hyper_fused import mix_streams, mix_streams_backward, normed_projection
+
+__all__ = ["fused_site", "project_streams", "PROJECTIONS", "RMS_EPS"]
+
+Maps = Callable[..., tuple[Tensor, Tensor, Tensor]]
+"""(projected, *params) → (H_pre, H_res, H_post) per token: a mix's small maps."""
+
+RMS_EPS = 1e-6
+"""Added to the mean square in the manifold mixes' and the head's RMSNorm (TileKernels, HF)."""
+
+PROJECTIONS = {"rms": RMS_EPS, "layer": 1e-5}
+"""Each projection's ε: the RMSNorm's, and F.layer_norm's default for dynamic hc."""
+
+
+def project_streams(h: Tensor, proj: Tensor, kind: str) -> Tensor:
+    """The projection as plain ops (`rms` → (…, c), `layer` → (…, n, c)): the reference the fused
+    Function matches, and the path without gradients."""
+    if kind == "layer":
+        return F.layer_norm(h, h.shape[-1:], eps=PROJECTIONS[kind]) @ proj
+    return normed_projection(h.flatten(-2), proj, PROJECTIONS[kind])
+
+
+class _Site(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, h: Tensor, proj: Tensor, kind: str, maps: Maps,
+                *params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        lead, (n, d) = h.shape[:-2], h.shape[-2:]
+        flat = h.reshape(-1, n, d)  # (B, n, d)
+        if kind == "rms":
+            rows = flat.view(-1, n * d)
+            inv = torch.rsqrt(torch.linalg.vector_norm(rows, dim=-1, keepdim=True).square_()
+                              / (n * d) + PROJECTIONS[kind])  # (B, 1)
+            projected = (rows @ proj).mul_(inv)  # (B, c)
+            mean = inv.new_zeros(())  # no centring
+        else:
+            # the mean as one more column of the matmul, the variance as E[h²] - μ² from a norm:
+            # two reads of h (var_mean's reduction over d costs as much as 30 of them on CPU)
+            moments = flat @ torch.cat((proj, proj.new_full((d, 1), 1 / d)), 1)  # (B, n, c + 1)
+            mean = moments[..., -1:]  # (B, n, 1)
+            square = torch.linalg.vector_norm(flat, dim=-1, keepdim=True).square_() / d
+            inv = torch.rsqrt((square - mean.square()).clamp_min_(0) + PROJECTIONS[kind])
+            projected = (moments[..., :-1] - mean * proj.sum(0)).mul_(inv)  # (B, n, c)
+        with torch.enable_grad():
+            leaf = projected.view(*lead, *projected.shape[1:]).detach().requires_grad_()
+            leaves = [p.detach().requires_grad_(p.requires_grad) for p in params]
+            pre, res, post = maps(leaf, *leaves)
+        x, mixed, pre_b, res_b = mix_streams(flat, pre.detach(), res.detach())
+        ctx.save_for_backward(flat, proj, inv, mean, projected, pre_b, res_b)
+        ctx.kind, ctx.h_shape, ctx.graph = kind, h.shape, (leaf, leaves, pre, res, post)
+        return x.view(*lead, d), mixed.view(h.shape), post.detach()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_x: Tensor, grad_mixed: Tensor, grad_post: Tensor
+                 ) -> tuple[Tensor | None, ...]:
+        flat, proj, inv, mean, projected, pre_b, res_b = ctx.saved_tensors
+        leaf, leaves, pre, res, post = ctx.graph
+        grad_h, grad_pre, grad_res = mix_streams_backward(flat, pre_b, res_b, grad_x, grad_mixed)
+        wanted = [leaf, *(p for p in leaves if p.requires_grad)]
+        outputs = [(out, grad) for out, grad in ((pre, grad_pre.view(pre.shape)),
+                                                 (res, grad_res.view(res.shape)),
+                                                 (post, grad_post)) if out.requires_grad]
+        found = iter(torch.autograd.grad([out for out, _ in outputs], wanted,
+                                         [grad for _, grad in outputs], allow_unused=True,
+                                         retain_graph=True))  # gradcheck calls back twice
+        grad_projected = next(found)
+        grad_params = [next(found) if p.requires_grad else None for p in leaves]
+        if grad_projected is None:  # nothing depends on the projection (one stream)
+            grad_projected = torch.zeros_like(leaf)
+        grad_proj = _project_backward(ctx.kind, grad_h, grad_projected.view(projected.shape),
+                                      flat, proj, inv, mean, projected)
+        return grad_h.view(ctx.h_shape), grad_proj, None, None, *grad_params
+
+
+def _project_backward(kind: str, grad_h: Tensor, grad: Tensor, flat: Tensor, proj: Tensor,
+                      inv: Tensor, mean: Tensor, projected: Tensor) -> Tensor:
+    """Add the projection's part of h's gradient to `grad_h` (B, n, d) in place; return W's."""
+    batch, n, d = flat.shape
+    scaled = grad * inv  # ∂out/σ: (B, c) or (B, n, c)
+    if kind == "rms":
+        # out = (vec h·W)·r with r = rms⁻¹, dr/dh = -r³·h/(n·d)
+        coef = -(grad * projected).sum(-1, keepdim=True) * inv.square() / (n * d)  # (B, 1)
+        rows = grad_h.view(batch, n * d)
+        rows.addmm_(scaled, proj.T).addcmul_(coef, flat.view(batch, n * d))
+        return flat.view(batch, n * d).T @ scaled
+    # out = x̂·W, x̂ = (h - μ)·r: ∂h = r·(∂x̂ - mean(∂x̂) - x̂·mean(∂x̂·x̂)) with ∂x̂ = ∂out·Wᵀ,
+    # mean(∂x̂) = ∂out·mean_d(Wᵀ) and mean(∂x̂·x̂) = ∂out·out/d: rank-c terms and two scalars
+    rows = scaled.reshape(-1, scaled.shape[-1])  # (B·n, c)
+    b = -(grad * projected).sum(-1, keepdim=True) * inv / d  # (B, n, 1): x̂'s coefficient / r
+    shift = -(scaled @ proj.mean(0)).unsqueeze(-1) - b * inv * mean  # (B, n, 1)
+    grad_h.view(-1, d).addmm_(torch.cat((rows, shift.view(-1, 1)), 1),
+                              torch.cat((proj.T, proj.new_ones(1, d))))
+    grad_h.addcmul_(b * inv, flat)
+    return flat.view(-1, d).T @ rows - torch.outer(proj.new_ones(d), (mean * scaled).sum((0, 1)))
+
+
+def fused_site(h: Tensor, proj: Tensor, kind: str, maps: Maps, params: Sequence[Tensor]
+               ) -> tuple[Tensor, Tensor, Tensor]:
+    """(x, mixed, post) of a site whose `maps` turn the `kind` projection of streams h
+    (…, n, d) by `proj` into H_pre, H_res and H_post; `params` are the maps' parameters."""
+    x, mixed, post = _Site.apply(h, proj, kind, maps, *params)
+    return x, mixed, post
