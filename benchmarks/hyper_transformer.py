@@ -146,8 +146,8 @@ def main() -> None:
         f"{args.plain_repeats} --threads {args.threads}` on "
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}, "
-        f"{datetime.date(2026, 11, 26).isoformat()}; other jobs shared the CPU, so single "
-        "times are noisy: compare the ratios (variants interleaved, medians of per-round "
+        f"{datetime.date.today().isoformat()}; single times are noisy: compare the ratios "
+        "(variants interleaved, medians of per-round "
         f"ratios). Whole run: {time.perf_counter() - started:.0f} s.", "",
         "12 layers, d 256, 4 heads, MLP ratio 4, batch 8 × 256 tokens, forward + backward; "
         "hyper variants: 4 streams, 24 sites, sum collapse.", "", *first, "",

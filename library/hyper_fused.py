@@ -59,7 +59,9 @@ def mix_streams(flat: Tensor, pre: Tensor, res: Tensor) -> tuple[Tensor, Tensor,
     of the weights the backward needs. x and mixed get their own tensors (not views of one
     (n+1)-row bmm): the layer reads x without a copy, and the backward concatenates nothing."""
     batch, n = flat.shape[:2]
-    pre_b = pre.reshape(-1, 1, n).expand(batch, 1, n)
+    # a shared H_pre is copied per token (B·n numbers): bmm with a stride-0 (B, 1, n) operand
+    # takes twice as long
+    pre_b = pre.reshape(-1, 1, n).expand(batch, 1, n).contiguous()
     res_b = res.reshape(-1, n, n).expand(batch, n, n)
     return torch.bmm(pre_b, flat), torch.bmm(res_b, flat), pre_b, res_b
 
@@ -69,7 +71,11 @@ def mix_streams_backward(flat: Tensor, pre_b: Tensor, res_b: Tensor, grad_x: Ten
     """The gradients of `mix_streams` for streams (B, n, d): h's (B, n, d) = H_resᵀ·∂mixed with
     H_preᵀ ⊗ ∂x added in place, H_pre's per token (B, n) and H_res's per token (B, n, n)."""
     batch, n, d = flat.shape
-    grad_x, grad_mixed = grad_x.reshape(batch, 1, d), grad_mixed.reshape(batch, n, d)
+    # contiguous: a gradient may arrive broadcast (the sum collapse sends one stride-0 copy per
+    # stream), and bmm over a stride-0 operand falls back to a loop over the batch in Python-
+    # visible ops (select and clone per token), thousands of times slower
+    grad_x = grad_x.contiguous().view(batch, 1, d)
+    grad_mixed = grad_mixed.contiguous().view(batch, n, d)
     res_t = res_b.transpose(1, 2)
     if res_b.stride(0):  # per token: bmm with a strided transpose is ten times slower
         res_t = res_t.contiguous()
@@ -90,9 +96,11 @@ class _Depth(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         post, y = ctx.saved_tensors
         n, d = grad.shape[-2:]
-        flat = grad.reshape(-1, n, d)
+        grad = grad.contiguous()  # may arrive broadcast: see `mix_streams_backward`
+        flat = grad.view(-1, n, d)
         batch = flat.shape[0]
-        grad_y = torch.bmm(post.reshape(-1, 1, n).expand(batch, 1, n), flat)  # H_postᵀ·∂out
+        post_b = post.reshape(-1, 1, n).expand(batch, 1, n).contiguous()  # see `mix_streams`
+        grad_y = torch.bmm(post_b, flat)  # H_postᵀ·∂out
         grad_post = torch.bmm(flat, y.reshape(batch, d, 1))  # ∂out·y per stream
         return grad, _sum_to(grad_post[..., 0], post.shape), grad_y.reshape(y.shape)
 
