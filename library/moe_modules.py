@@ -90,8 +90,8 @@ def _largest(counts: torch.Tensor, n: int) -> int:
 
 
 class ExpertMlps(nn.Module):
-    """`e` copies of the `mlp` block with their weights stacked: (e, M, d) → (e, M, d), each
-    expert on its own rows. Initialised like nn.Linear (U(±1/√fan_in), weight and bias)."""
+    """`e` copies of the `mlp` block with their weights stacked, each expert on its own block
+    of rows (see forward). Initialised like nn.Linear (U(±1/√fan_in), weight and bias)."""
 
     def __init__(self, e: int, d: int, hidden: int, activation: str, dropout: float,
                  bias: bool) -> None:
