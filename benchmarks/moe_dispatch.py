@@ -1,5 +1,7 @@
-"""moe dispatch (one sort by expert, tokens gathered into their experts' rows, experts in
-groups of batched matmuls) against a loop over experts, side by side.
+"""archc's moe dispatch against a loop over experts, side by side.
+
+archc sorts the assignments by expert once, gathers tokens into their experts' rows and runs
+the experts in groups of batched matmuls (large experts one at a time on exactly their rows).
 
 Run:  python benchmarks/moe_dispatch.py [--repeats 9] [--threads 2] [--clock wall|cpu]
 
