@@ -72,8 +72,8 @@ def mix_streams_backward(flat: Tensor, pre_b: Tensor, res_b: Tensor, grad_x: Ten
     H_preᵀ ⊗ ∂x added in place, H_pre's per token (B, n) and H_res's per token (B, n, n)."""
     batch, n, d = flat.shape
     # contiguous: a gradient may arrive broadcast (the sum collapse sends one stride-0 copy per
-    # stream), and bmm over a stride-0 operand falls back to a loop over the batch in Python-
-    # visible ops (select and clone per token), thousands of times slower
+    # stream), and bmm over a stride-0 operand falls back to one small matmul per token (a
+    # select and a clone each), far slower than the copy
     grad_x = grad_x.contiguous().view(batch, 1, d)
     grad_mixed = grad_mixed.contiguous().view(batch, n, d)
     res_t = res_b.transpose(1, 2)

@@ -19,7 +19,7 @@ The projections, with the norm applied after the matmul (mHC §4.3 for the RMS o
 
 Training only: without gradients, and under torch.compile / torch.export, `Connection` runs the
 same maths as separate ops (tests/library/test_hyper_fused_site.py checks the two agree in value
-and gradient, and gradcheck in float64).
+and gradient; the differential tests' float64 gradcheck runs through this Function).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class _Site(torch.autograd.Function):
     def forward(ctx: Any, h: Tensor, proj: Tensor, kind: str, maps: Maps,
                 *params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         lead, (n, d) = h.shape[:-2], h.shape[-2:]
-        flat = h.reshape(-1, n, d)  # (B, n, d)
+        flat = h.reshape(-1, n, d).contiguous()  # (B, n, d); the backward views it flat
         if kind == "rms":
             rows = flat.view(-1, n * d)
             inv = torch.rsqrt(torch.linalg.vector_norm(rows, dim=-1, keepdim=True).square_()

@@ -74,3 +74,17 @@ def test_frozen_parameters_get_no_gradient_and_the_rest_do() -> None:
     (x.sum() + mixed.square().sum() + post.sum()).backward()
     assert site.bias.grad is None
     assert all(p.grad is not None for p in (site.proj, site.scales, site.gammas, h))
+
+
+@pytest.mark.parametrize(("mix", "hp"), SITES)
+def test_strided_streams_give_the_contiguous_result(mix: str, hp: dict) -> None:
+    site = _randomised(mix, hp, 4, torch.float64)
+    base = torch.randn(2, 4, 6, 3, dtype=torch.float64)
+    strided = base.permute(0, 3, 1, 2).requires_grad_()  # (2, 3, 4, 6), not contiguous
+    packed = strided.detach().contiguous().requires_grad_()
+    results = []
+    for h in (strided, packed):
+        x, mixed, post = site(h)
+        (x.square().sum() + mixed.sum() + post.sum()).backward()
+        results.append((x, mixed, post, h.grad))
+    torch.testing.assert_close(results[0], results[1], rtol=1e-12, atol=1e-12)
