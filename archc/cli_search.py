@@ -13,8 +13,10 @@ from typing import Annotated, Any
 
 import typer
 
-SEARCHER_HELP = ("random, mcts, evolution, local, smbo, tpe, nsga2 (default: the spec's "
-                 "search { }, else random; nsga2 for several objectives).")
+from archc.dsl.fields import SEARCH_FIELDS, SEARCHERS
+
+SEARCHER_HELP = (f"{', '.join(SEARCHERS)} (default: the spec's search {{ }}, else "
+                 f"{SEARCH_FIELDS['searcher'].default}; nsga2 for several objectives).")
 
 
 def search(
@@ -49,12 +51,11 @@ def search(
 ) -> None:
     """Search a spec's space on a task: every trial is trained (or reused when the same network
     with the same settings was trained before) and stored; re-running resumes the study."""
-    import optuna
-
     import archc
     from archc.render_study import leaderboard
+    from archc.search._optuna import quiet
     from archc.search.runner import Interrupted, run_search
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own progress says it all
+    quiet()  # our own progress says it all
     space = archc.load(spec)
     live = _Live()
     try:
@@ -89,13 +90,14 @@ class _Live:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         from archc.search.evaluate import ranked
-        self.objectives, self.plan = plan.objectives, plan
+        self.objectives = plan.objectives
         done = ranked(study, plan.objectives)
+        made = len(study.get_trials(deepcopy=False))
         self.best = done[0].values[0] if done else None
         self.console.print(f"[bold]study {plan.study_name}[/] · task {plan.task_name} · "
                            f"{', '.join(map(str, plan.objectives))} · searcher "
                            f"{plan.searcher_name} · pruner {plan.pruner} · "
-                           f"{len(study.trials)} of {plan.trials} trials stored")
+                           f"{made} of {plan.trials} trials stored")
         earlier = study.user_attrs.get("spec_changed_after")
         if earlier:
             self.console.print(f"[yellow]note:[/] the spec differs from the one that made the "
@@ -107,7 +109,7 @@ class _Live:
             TextColumn("last {task.fields[last]}"), TextColumn("ETA"),
             TimeRemainingColumn(), console=self.console, transient=True)
         self.task = self.progress.add_task("search", total=plan.trials,
-                                           completed=len(study.trials), best=self._best(),
+                                           completed=made, best=self._best(),
                                            last="—")
         self.progress.start()
 

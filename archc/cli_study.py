@@ -23,11 +23,10 @@ Data = Annotated[str | None, typer.Option(
 def _open(study: str, storage: str | None, data: str | None = None) -> Any:
     import dataclasses
 
-    import optuna
-
+    from archc.search._optuna import quiet
     from archc.search.evaluate import Search
     from archc.search.study import load_study
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet()
     search = Search.of(load_study(study, storage))
     return search if data is None else dataclasses.replace(search, data=data)
 

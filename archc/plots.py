@@ -34,9 +34,10 @@ def write_plots(study: optuna.Study, objectives: Sequence[Objective], out: str |
     plt = _pyplot()
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    written = [_history(plt, study, objectives[0], folder / "history.png")]
+    trials = study.get_trials(deepcopy=False)
+    written = [_history(plt, study, trials, objectives[0], folder / "history.png")]
     if len(objectives) > 1:
-        written.append(_pareto(plt, study, objectives[:2], folder / "pareto.png"))
+        written.append(_pareto(plt, study, trials, objectives[:2], folder / "pareto.png"))
     return written
 
 
@@ -60,10 +61,11 @@ def _label(objective: Objective) -> str:
     return f"{objective.metric} ({better} is better)"
 
 
-def _history(plt: Any, study: optuna.Study, objective: Objective, path: Path) -> Path:
+def _history(plt: Any, study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial],
+             objective: Objective, path: Path) -> Path:
     from archc.search._optuna import TrialState
-    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    pruned = [t for t in study.trials if t.state == TrialState.PRUNED and t.values]
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED and t.values]
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=150)
     ax.scatter([t.number for t in done], [t.values[0] for t in done], s=18, color=QUIET,
                label="trial", zorder=2)
@@ -93,11 +95,11 @@ def _history(plt: Any, study: optuna.Study, objective: Objective, path: Path) ->
     return path
 
 
-def _pareto(plt: Any, study: optuna.Study, objectives: Sequence[Objective], path: Path
-            ) -> Path:
+def _pareto(plt: Any, study: optuna.Study, trials: Sequence[optuna.trial.FrozenTrial],
+            objectives: Sequence[Objective], path: Path) -> Path:
     from archc.search._optuna import TrialState
     from archc.search.evaluate import pareto_front
-    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
     front = sorted(pareto_front(study), key=lambda t: t.values[0])
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=150)
     ax.scatter([t.values[0] for t in done], [t.values[1] for t in done], s=18, color=QUIET,

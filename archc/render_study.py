@@ -25,15 +25,15 @@ _ARROW = {"maximize": "↑", "minimize": "↓"}
 
 
 def _objectives(study: optuna.Study, objectives: Sequence[Objective]) -> Sequence[Objective]:
+    """`objectives`, else those the study keeps."""
     if objectives:
         return objectives
-    from archc.search.objectives import DEFAULT, parse_objectives
-    stored = study.user_attrs.get("objectives")
-    return parse_objectives(", ".join(stored)) if stored else DEFAULT
+    from archc.search.objectives import from_stored
+    return from_stored(study.user_attrs.get("objectives"))
 
 
-def _counts(study: optuna.Study) -> str:
-    states = Counter(t.state.name.lower() for t in study.trials)
+def _counts(trials: Sequence[optuna.trial.FrozenTrial]) -> str:
+    states = Counter(t.state.name.lower() for t in trials)
     parts = [f"{states[s]} {s}" for s in ("complete", "pruned", "fail", "running") if states[s]]
     return ", ".join(parts) or "no trials"
 
@@ -45,8 +45,9 @@ def leaderboard(study: optuna.Study, objectives: Sequence[Objective] = (), top: 
     from archc.search.evaluate import ranked
     objectives = _objectives(study, objectives)
     evaluation = study.user_attrs.get("evaluation") or {}
-    table = Table(title=f"study {escape(study.study_name)}: {len(study.trials)} trials "
-                  f"({_counts(study)})", header_style="bold", title_style="bold")
+    trials = study.get_trials(deepcopy=False)
+    table = Table(title=f"study {escape(study.study_name)}: {len(trials)} trials "
+                  f"({_counts(trials)})", header_style="bold", title_style="bold")
     table.add_column("trial", justify="right", no_wrap=True)
     for objective in objectives:
         table.add_column(f"{objective.metric} {_ARROW[objective.direction]}", justify="right",
@@ -93,7 +94,8 @@ def pareto_table(study: optuna.Study, objectives: Sequence[Objective]) -> Table:
 def failures_table(study: optuna.Study) -> Table | None:
     """Failed and pruned trials counted by reason (None when every trial completed)."""
     reasons = Counter((t.state.name.lower(), _first_line(t.user_attrs.get("reason")))
-                      for t in study.trials if t.state.name in ("FAIL", "PRUNED"))
+                      for t in study.get_trials(deepcopy=False)
+                      if t.state.name in ("FAIL", "PRUNED"))
     if not reasons:
         return None
     table = Table(title="not completed, by reason", header_style="bold", title_style="bold")

@@ -27,29 +27,17 @@ from threadpoolctl import threadpool_limits
 
 import archc
 from archc.dsl.domain import Scalar
-from archc.search import (
-    MCTS,
-    TPE,
-    BaseSearcher,
-    LocalSearch,
-    RandomSearch,
-    RegularizedEvolution,
-)
+from archc.search import SEARCHERS as REGISTERED
+from archc.search import BaseSearcher
 from archc.search._optuna import optuna
 from archc.search.smbo import SMBO
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SPACES = {"nb201": "nb201.arch", "digits_cnn": "digits_cnn.arch", "hc_lm": "hc_lm.arch"}
 SEARCHERS: dict[str, Callable[..., BaseSearcher]] = {
-    "random": RandomSearch,
-    "random (arch)": partial(RandomSearch, uniform="arch"),
-    "mcts": MCTS,
-    "evolution": RegularizedEvolution,
-    "local": LocalSearch,
-    "smbo (ridge)": partial(SMBO, surrogate="ridge"),
-    "smbo (gp)": partial(SMBO, surrogate="gp"),
-    "tpe (optuna)": TPE,
-}
+    **REGISTERED, "smbo (ridge)": partial(SMBO, surrogate="ridge")}
+"""Every searcher `--searcher` names (`smbo` with its default Gaussian process), and SMBO with
+the ridge surrogate."""
 
 
 def worth(point: Mapping[str, Scalar]) -> float:

@@ -65,8 +65,6 @@ class HyperDecoding:
                   span: Span | None) -> int: ...
         def seq(self, seq: ir.Seq | None, env: Any, ix: tuple[int, ...]) -> None: ...
         def hyperparams(self, block: ir.Block, ix: tuple[int, ...]) -> Any: ...
-        def resolve(self, value: ir.Value, ix: tuple[int, ...]
-                    ) -> tuple[ir.Value, tuple[int, ...]]: ...
         def new_copy(self, suffix: str, share: str | None, norms: bool) -> _Copy: ...
         def new_env(self, x: int) -> Any: ...
 
@@ -91,7 +89,7 @@ class HyperDecoding:
         args, where = dict(value.args), value.span or span
         outer_site, self.site = self.site, None
         try:
-            x = self.part(args["begin"], x, f"{path}.begin", ix, where)
+            x = self.apply(args["begin"], x, f"{path}.begin", ix, where)
             streams = self.expand(x, h.streams, h.mix, path, where)
             outer, site = self.copy, Streams(h.streams, h.mix)
             for r in range(h.loops):
@@ -104,7 +102,7 @@ class HyperDecoding:
                 streams = self.connect(site, streams, here, share, where, middle)
             self.copy = outer
             x = self.collapse(streams, h.streams, h.collapse, path, where)
-            return self.part(args["end"], x, f"{path}.end", ix, where)
+            return self.apply(args["end"], x, f"{path}.end", ix, where)
         finally:
             self.site = outer_site
 
@@ -114,14 +112,9 @@ class HyperDecoding:
         saved = self.copy
         self.copy = self.new_copy(f"{outer.suffix}@{r}", outer.share or f"{path}.middle", True)
         try:
-            return self.part(middle, x, f"{path}.middle", ix, span)
+            return self.apply(middle, x, f"{path}.middle", ix, span)
         finally:
             self.copy = saved
-
-    def part(self, value: ir.Value, x: int, path: str, ix: tuple[int, ...],
-             span: Span | None) -> int:
-        block, vix = self.resolve(value, ix)
-        return self.apply(block, x, path, vix, span)
 
     # ── sites ────────────────────────────────────────────────────────────────────────────────
 

@@ -17,7 +17,7 @@ from torch import fx, nn
 
 from archc.compiler import hyper
 from archc.compiler.arch import Arch
-from archc.compiler.passes import zeros_dtype
+from archc.compiler.passes import fresh_zeros, run_passes
 from archc.library.base import rules
 
 __all__ = ["lower", "module_name", "class_name"]
@@ -51,7 +51,6 @@ def lower(arch: Arch, passes: bool = True) -> fx.GraphModule:
     graph.output(values[arch.output])
     gm = fx.GraphModule(root, graph, class_name=class_name(arch.name))
     if passes:
-        from archc.compiler.passes import run_passes
         gm = run_passes(gm)
     return gm
 
@@ -77,10 +76,7 @@ def _emit(graph: fx.Graph, root: nn.Module, arch: Arch, node: int, data: dict[st
         extra = (data["h"].streams,) if kind == "expand" else ()
         return graph.call_function(hyper.function(kind), (*args, *extra))
     if not args:  # a zero whose input was pruned: zeros of its type, batch size of input 0
-        first = next(n for n in graph.nodes if n.op == "placeholder")
-        batch = graph.call_method("size", (first, 0))
-        return graph.call_method("new_zeros", (first, (batch, *data["type"].shape)),
-                                 zeros_dtype(first, data["type"]))
+        return fresh_zeros(graph, data["type"])
     key = data.get("share")
     if key in shared:
         return graph.call_module(shared[key], tuple(args))

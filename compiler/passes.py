@@ -42,21 +42,23 @@ def prune_zero_edges(gm: fx.GraphModule) -> fx.GraphModule:
 
 
 def _replace_by_fresh_zeros(graph: fx.Graph, node: fx.Node) -> None:
-    first = next(n for n in graph.nodes if n.op == "placeholder")
     with graph.inserting_before(node):
-        batch = graph.call_method("size", (first, 0))
-        fresh = graph.call_method("new_zeros", (first, (batch, *node.meta["type"].shape)),
-                                  zeros_dtype(first, node.meta["type"]))
+        fresh = fresh_zeros(graph, node.meta["type"])
     fresh.meta.update(node.meta)
     node.replace_all_uses_with(fresh)
 
 
-def zeros_dtype(first: fx.Node, kind: TensorType) -> dict[str, fx.node.Argument]:
-    """`new_zeros` keeps the dtype of the tensor it is called on, the first input: right for
-    float inputs (float32 or float64 alike), wrong for token ids, so floats made from an int
-    input are float32."""
+def fresh_zeros(graph: fx.Graph, kind: TensorType) -> fx.Node:
+    """A node making zeros of type `kind` with the batch size of the graph's first input.
+    `new_zeros` keeps the dtype of the tensor it is called on, the first input: right for float
+    inputs (float32 or float64 alike), wrong for token ids, so floats made from an int input
+    are float32."""
+    first = next(n for n in graph.nodes if n.op == "placeholder")
+    batch = graph.call_method("size", (first, 0))
     token_ids = first.meta.get("type") is not None and first.meta["type"].dtype == "int"
-    return {"dtype": torch.float32} if token_ids and kind.dtype == "float" else {}
+    dtype: dict[str, fx.node.Argument] = (
+        {"dtype": torch.float32} if token_ids and kind.dtype == "float" else {})
+    return graph.call_method("new_zeros", (first, (batch, *kind.shape)), dtype)
 
 
 def remove_identities(gm: fx.GraphModule) -> fx.GraphModule:

@@ -55,7 +55,7 @@ from archc.library.hyper_connections import (
     res_coefficients,
 )
 from archc.library.hyper_fused import depth, width
-from archc.library.hyper_fused_site import RMS_EPS, fused_site, project_streams
+from archc.library.hyper_fused_site import RMS_EPS, fused_site, inv_rms, project_streams
 from archc.library.hyper_maps import birkhoff, kron_factors, permutation_matrices, spectral_sphere
 from archc.library.hyper_sinkhorn import sinkhorn
 
@@ -132,9 +132,13 @@ class Connection(nn.Module):
     def _post_scale(self) -> float:
         return float(self.post_scale) if self.mix == "mhc" else 2.0
 
+    @property
+    def per_token(self) -> bool:
+        """Whether the matrices are computed per position from the streams (all but static hc)."""
+        return self.mix != "hc" or bool(self.dynamic)
+
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # (..., n, d)
-        per_token = self.mix != "hc" or self.dynamic
-        if per_token and torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        if self.per_token and torch.is_grad_enabled() and not torch.compiler.is_compiling():
             kind, maps = self._maps()  # training: h's gradient built in one buffer
             return fused_site(h, self.proj, kind, maps, self._map_params())
         pre, res, post = self.matrices(h)
@@ -144,7 +148,7 @@ class Connection(nn.Module):
     def matrices(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """H_pre, H_res and H_post at streams h (..., n, d): the learned (n,), (n, n), (n,) for
         static hc, else per position (..., n), (..., n, n), (..., n)."""
-        if self.mix == "hc" and not self.dynamic:
+        if not self.per_token:
             return self.pre, self.res, self.post
         kind, maps = self._maps()
         return maps(project_streams(h, self.proj, kind), *self._map_params())
@@ -226,15 +230,9 @@ class Collapse(nn.Module):
         if self.how == "sum":
             return h.sum(-2)
         flat = h.flatten(-2)
-        inv_rms = _inv_rms(flat)
-        gates = torch.sigmoid(torch.addcmul(self.bias, flat @ self.proj, inv_rms * self.scale))
+        gates = torch.sigmoid(torch.addcmul(self.bias, flat @ self.proj,
+                                            inv_rms(flat) * self.scale))
         return (gates.unsqueeze(-2) @ h).squeeze(-2)  # (..., d)
-
-
-def _inv_rms(flat: Tensor) -> Tensor:
-    """1 / RMS over the last axis, (..., 1): one read of `flat` (a norm, not square-and-mean)."""
-    norm = torch.linalg.vector_norm(flat, dim=-1, keepdim=True)
-    return torch.rsqrt(norm.square() / flat.shape[-1] + RMS_EPS)
 
 
 def _declared(mix: str) -> dict[str, Any]:

@@ -1,18 +1,14 @@
-"""Three autograd Functions that make a hyper-connection site cheap on the (b, t, n, d) streams.
-
-A site touches its streams h in three places: H_pre·h, H_res·h and (manifold mixes) the
-RMS-normalised projection of vec h. Left to autograd, each use sends its own gradient back and
-the engine adds them (two extra passes over a (b, t, n, d) tensor), and the RMS norm's backward
-costs three more. These Functions compute the same values with hand-written backwards:
+"""Two autograd Functions that make a hyper-connection site cheap on the (b, t, n, d) streams,
+and the stream mixing they share with the fused per-token site (`hyper_fused_site`). Left to
+autograd, H_pre·h and H_res·h would each send their own gradient of h back for the engine to
+add, and the depth connection's broadcast would materialise its products in the backward.
+These Functions compute the same values with hand-written backwards:
 
 - `width(h, pre, res)` → (x, mixed): a bmm each, H_pre·h and H_res·h (n and n×n per token);
   h's gradient is H_resᵀ·∂mixed with H_preᵀ ⊗ ∂x added in place (one bmm, one baddbmm).
 - `depth(mixed, post, y)` → mixed + H_post ⊗ y: one broadcast multiply-add; its backward passes
   ∂out through to mixed untouched and reduces it twice by bmm, for ∂y = H_postᵀ·∂out and
   ∂H_post = ∂out·y (autograd of the broadcast would materialise the (..., n, d) products).
-- `normed_projection(flat, proj)` → vec h·W / rms(vec h): the gradient through the RMS is
-  c·vec h per token, c = -Σ(∂out·out)/(n·d·(mean square + ε)), added to ∂out/rms·Wᵀ in one pass.
-
 Both are exact (tests/library/test_hyper_connections_differential.py checks values and gradients
 against plain loops, and gradcheck in float64). Batched over every leading axis; no loops.
 
@@ -31,7 +27,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ["width", "depth", "normed_projection", "mix_streams", "mix_streams_backward"]
+__all__ = ["width", "depth", "mix_streams", "mix_streams_backward"]
 
 
 class _Width(torch.autograd.Function):
@@ -119,35 +115,7 @@ def width(h: Tensor, pre: Tensor, res: Tensor) -> tuple[Tensor, Tensor]:
     return x, mixed
 
 
-class _NormedProjection(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, flat: Tensor, proj: Tensor, eps: float) -> Tensor:
-        square = torch.linalg.vector_norm(flat, dim=-1, keepdim=True).square_()
-        inv_rms = torch.rsqrt(square / flat.shape[-1] + eps)  # (..., 1)
-        out = (flat @ proj) * inv_rms  # (..., c)
-        ctx.save_for_backward(flat, proj, inv_rms, out)
-        return out
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None]:
-        flat, proj, inv_rms, out = ctx.saved_tensors
-        scaled = grad * inv_rms  # (..., c)
-        # d(inv_rms)/d(flat) = -inv_rms³·flat/(n·d), and out = (flat·W)·inv_rms
-        coef = -(grad * out).sum(-1, keepdim=True) * inv_rms.square() / flat.shape[-1]
-        grad_flat = torch.addcmul(scaled @ proj.T, coef, flat)
-        grad_proj = flat.reshape(-1, flat.shape[-1]).T @ scaled.reshape(-1, proj.shape[-1])
-        return grad_flat, grad_proj, None
-
-
 def depth(mixed: Tensor, post: Tensor, y: Tensor) -> Tensor:
     """mixed + H_post ⊗ y (..., n, d), post (n,) or (..., n), y (..., d), all one dtype."""
     out: Tensor = _Depth.apply(mixed, post, y)
-    return out
-
-
-def normed_projection(flat: Tensor, proj: Tensor, eps: float) -> Tensor:
-    """(flat @ proj) / sqrt(mean(flat²) + eps), flat (..., k), proj (k, c) → (..., c): mHC's
-    projection of RMSNorm(vec h), the norm applied after the matmul (mHC Eqs. 14-19)."""
-    out: Tensor = _NormedProjection.apply(flat, proj, eps)
     return out

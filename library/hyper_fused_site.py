@@ -32,9 +32,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from archc.library.hyper_fused import mix_streams, mix_streams_backward, normed_projection
+from archc.library.hyper_fused import mix_streams, mix_streams_backward
 
-__all__ = ["fused_site", "project_streams", "PROJECTIONS", "RMS_EPS"]
+__all__ = ["fused_site", "project_streams", "inv_rms", "PROJECTIONS", "RMS_EPS"]
 
 Maps = Callable[..., tuple[Tensor, Tensor, Tensor]]
 """(projected, *params) → (H_pre, H_res, H_post) per token: a mix's small maps."""
@@ -51,7 +51,15 @@ def project_streams(h: Tensor, proj: Tensor, kind: str) -> Tensor:
     Function matches, and the path without gradients."""
     if kind == "layer":
         return F.layer_norm(h, h.shape[-1:], eps=PROJECTIONS[kind]) @ proj
-    return normed_projection(h.flatten(-2), proj, PROJECTIONS[kind])
+    flat = h.flatten(-2)
+    return (flat @ proj) * inv_rms(flat)
+
+
+def inv_rms(rows: Tensor) -> Tensor:
+    """1 / RMS over the last axis, (..., 1), with `RMS_EPS`: one read of `rows` (a norm, not
+    square-and-mean). The manifold mixes' projection and the `head` collapse normalise with it."""
+    norm = torch.linalg.vector_norm(rows, dim=-1, keepdim=True)
+    return torch.rsqrt(norm.square() / rows.shape[-1] + RMS_EPS)
 
 
 class _Site(torch.autograd.Function):
@@ -62,8 +70,7 @@ class _Site(torch.autograd.Function):
         flat = h.reshape(-1, n, d).contiguous()  # (B, n, d); the backward views it flat
         if kind == "rms":
             rows = flat.view(-1, n * d)
-            inv = torch.rsqrt(torch.linalg.vector_norm(rows, dim=-1, keepdim=True).square_()
-                              / (n * d) + PROJECTIONS[kind])  # (B, 1)
+            inv = inv_rms(rows)  # (B, 1)
             projected = (rows @ proj).mul_(inv)  # (B, c)
             mean = inv.new_zeros(())  # no centring
         else:
@@ -97,10 +104,8 @@ class _Site(torch.autograd.Function):
         found = iter(torch.autograd.grad([out for out, _ in outputs], wanted,
                                          [grad for _, grad in outputs], allow_unused=True,
                                          retain_graph=True))  # gradcheck calls back twice
-        grad_projected = next(found)
+        grad_projected = next(found)  # never None: H_pre always reads the projection
         grad_params = [next(found) if p.requires_grad else None for p in leaves]
-        if grad_projected is None:  # nothing depends on the projection (one stream)
-            grad_projected = torch.zeros_like(leaf)
         grad_proj = _project_backward(ctx.kind, grad_h, grad_projected.view(projected.shape),
                                       flat, proj, inv, mean, projected)
         return grad_h.view(ctx.h_shape), grad_proj, None, None, *grad_params

@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import cast
 
 import torch
@@ -23,14 +24,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import flop_registry, register_flop_formula
 
-from archc.library.hyper_kernels import fft_flops
+from archc.library.convolution import _pads
+from archc.library.convolution_modules import make_conv
+from archc.library.hyper_kernels import _TERMINATOR_LAYERS, fft_flops
 from archc.library.slow_net import SlowNet
 
 __all__ = ["HyperZZW", "Terminator", "GroupBatchInstanceNorm", "fft_conv", "direct_conv",
            "local_conv"]
 
 _DROPOUT = {1: nn.Dropout1d, 2: nn.Dropout2d}
-_CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 _LOCAL = {1: "bcnk,bck->bcn", 2: "bchwij,bcij->bchw"}
 """The per-example depthwise product of unfolded windows with their kernels, per dim."""
 
@@ -60,7 +62,7 @@ _register_fft_flops()
 
 def _same_pads(kernel: tuple[int, ...]) -> list[int]:
     """F.pad's list for `same` padding ((k - 1) // 2 before, k // 2 after), last axis first."""
-    return [p for k in reversed(kernel) for p in ((k - 1) // 2, k // 2)]
+    return [p for k in reversed(kernel) for p in _pads(k, "same")]
 
 
 def fft_conv(z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -114,7 +116,7 @@ class HyperZZW(nn.Module):
         nd = len(self.sizes)
         cells = self.sizes if scope == "global" else (k,) * nd
         self.slow = SlowNet(cells, channels, hidden, layers, channels, mip)
-        self.mixer = _CONV[nd](channels, channels, 1) if scope == "local" else None
+        self.mixer = make_conv(nd, channels, channels, 1, 1, (0, 0)) if scope == "local" else None
 
     def kernel(self, z: torch.Tensor) -> torch.Tensor:
         """The slow net's kernel for each example and channel: (b, c, *cells)."""
@@ -127,11 +129,6 @@ class HyperZZW(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.convolve(z, self.kernel(z))
-
-
-def cast_operator(module: nn.Module) -> HyperZZW:
-    """A Terminator's local branch, typed as what it is."""
-    return cast(HyperZZW, module)
 
 
 class GroupBatchInstanceNorm(nn.Module):
@@ -185,10 +182,12 @@ class Terminator(nn.Module):
         self.local_branches, self.hidden, self.dropout = local_branches, hidden, dropout
         self.mip, self.slow_loss = mip, slow_loss
         nd, out = len(self.sizes), bottleneck * channels
-        self.global_branch = HyperZZW(self.sizes, channels, "global", k, 2 * hidden, 2, mip)
+        layers = _TERMINATOR_LAYERS
+        self.global_branch = HyperZZW(self.sizes, channels, "global", k, 2 * hidden, layers, mip)
         self.local = nn.ModuleList(HyperZZW(self.sizes, channels, "local", k + 2 * i, hidden,
-                                            2, mip) for i in range(local_branches))
-        self.squeeze = _CONV[nd]((3 + local_branches) * channels, out, 1, bias=False)
+                                            layers, mip) for i in range(local_branches))
+        self.squeeze = make_conv(nd, (3 + local_branches) * channels, out, 1, 1, (0, 0),
+                                 bias=False)
         self.norm = GroupBatchInstanceNorm(out, min(12, out))
         self.drop = _DROPOUT[nd](dropout)
         self._aux: torch.Tensor | None = None
@@ -197,7 +196,7 @@ class Terminator(nn.Module):
         kernel = self.global_branch.kernel(z)
         g = self.global_branch.convolve(z, kernel)
         parts, local_kernels = [z, g, z * torch.sigmoid(g)], []
-        for branch in map(cast_operator, self.local):
+        for branch in cast("Iterable[HyperZZW]", self.local):
             local_kernels.append(branch.kernel(z))
             parts.append(branch.convolve(z, local_kernels[-1]))
         if self.training:

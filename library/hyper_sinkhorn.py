@@ -53,9 +53,9 @@ def _iterates(log: Tensor, iters: int) -> list[Tensor]:
     line about to be normalised holds an entry ≥ -2·log n (the line's largest entry before the
     previous step was ≥ -log n, and that step subtracted at most log n), so each sum of
     exponentials lies in [1/n², n] — no overflow, no underflow, for any finite logits. Each
-    later step is then exp, sum, log, subtract, and the exp it computes is the previous
+    later step is then sum, log, subtract, exp, and the exponentials it sums are the previous
     iterate's softmax, which the backward needs anyway: nothing is exponentiated twice."""
-    steps = []
+    steps = []  # each step appends its iterate's softmax exp(L)
     for step in range(2 * iters):
         axis = _ROWS if step % 2 else _COLUMNS
         if step < 2:
@@ -63,12 +63,10 @@ def _iterates(log: Tensor, iters: int) -> list[Tensor]:
             exp = shifted.exp()
             total = exp.sum(axis, keepdim=True)
             log = shifted - total.log()
-            if step == 0:
-                steps.append(exp.div_(total))
-            continue
-        steps.append(log.exp())  # the previous iterate's softmax
-        log.sub_(steps[-1].sum(axis, keepdim=True).log_())
-    steps.append(log.exp())
+            steps.append(exp.div_(total))
+        else:  # the sum of exponentials is the previous step's softmax, summed
+            log.sub_(steps[-1].sum(axis, keepdim=True).log_())
+            steps.append(log.exp())
     return steps
 
 

@@ -42,17 +42,15 @@ training forwards record it, `aux_loss()` returns their sum and forgets them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Moe", "ExpertMlps", "route", "balance_loss"]
+from archc.library.standard_modules import ACTIVATION_MODULES, activate
 
-_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "relu": F.relu, "gelu": F.gelu, "silu": F.silu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
+__all__ = ["Moe", "ExpertMlps", "route", "balance_loss"]
 
 
 def route(logits: torch.Tensor, top_k: int, gate: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,13 +78,14 @@ def _counts(flat: torch.Tensor, e: int) -> torch.Tensor:
     return (flat[:, None] == torch.arange(e, device=flat.device)).sum(0)
 
 
-def _largest(counts: torch.Tensor, n: int) -> int:
-    """The largest group, read back to size the buffer without a capacity. On the meta device
-    (no routing there) and under torch.export (no data-dependent sizes) it is n instead: every
-    expert may take every token, the same outputs for e·n rows of FLOPs."""
+def _sizes(counts: torch.Tensor) -> list[int] | None:
+    """The group sizes, read back (one host sync) to choose the layout and size the buffer
+    without a capacity. None on the meta device (no routing there) and under torch.export (no
+    data-dependent sizes): then every expert may take every token, n rows each, the same
+    outputs for e·n rows of FLOPs."""
     if counts.is_meta or torch.compiler.is_exporting():
-        return n
-    return int(counts.max())
+        return None
+    return counts.tolist()
 
 
 class ExpertMlps(nn.Module):
@@ -98,11 +97,13 @@ class ExpertMlps(nn.Module):
         super().__init__()
         self.e, self.d, self.hidden, self.activation = e, d, hidden, activation
         self.dropout, self.bias = dropout, bias
-        up = 2 * hidden if activation == "swiglu" else hidden
+        self.gated = activation == "swiglu"
+        up = 2 * hidden if self.gated else hidden
         self.w_up = nn.Parameter(_uniform((e, d, up), d))
         self.w_down = nn.Parameter(_uniform((e, hidden, d), hidden))
         self.b_up = nn.Parameter(_uniform((e, 1, up), d)) if bias else None
         self.b_down = nn.Parameter(_uniform((e, 1, d), hidden)) if bias else None
+        self.act = ACTIVATION_MODULES["silu" if self.gated else activation]()
         self.drop = nn.Dropout(dropout)
 
     def forward(self, blocks: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -116,12 +117,7 @@ class ExpertMlps(nn.Module):
         for x, w_up, b_up, w_down, b_down in zip(
                 blocks, *(_split(w, g, self.e) for w in (self.w_up, self.b_up, self.w_down,
                                                           self.b_down)), strict=True):
-            h = _affine(x, w_up, b_up)  # (g, M, up) or (M, up)
-            if self.activation == "swiglu":
-                value, gate = h.chunk(2, dim=-1)
-                h = F.silu(value) * gate
-            else:
-                h = _ACTIVATIONS[self.activation](h)
+            h = activate(_affine(x, w_up, b_up), self.act, self.gated)  # (g, M, hidden) or (M, …)
             out.append(_affine(self.drop(h), w_down, b_down))
         return out
 
@@ -221,32 +217,35 @@ class Moe(nn.Module):
         flat = experts.reshape(-1)  # (N·k,), token-major
         order = torch.argsort(flat, stable=True)  # grouped by expert, token order inside
         counts = _counts(flat, self.e)  # (e,)
+        limit = self._limit(n)
+        if limit is None:
+            if not torch.compiler.is_compiling():
+                self._dropped = 0
+            sizes = _sizes(counts)
+            if sizes is not None and self._exact(max(sizes)):
+                return self._exact_rows(tokens, order, gates.reshape(-1), sizes)
+            rows = n if sizes is None else max(sizes)
+        else:
+            rows = limit
         starts = counts.cumsum(0) - counts  # (e,) where each group begins in sorted order
         ranks = torch.arange(n * k, device=flat.device) - starts[flat[order]]
         slot = torch.empty_like(ranks).index_put((order,), ranks)  # each assignment's rank
-        limit = self._limit(n)
-        keep = slot < limit if limit is not None else torch.ones_like(slot, dtype=torch.bool)
-        if not torch.compiler.is_compiling():
+        keep = slot < limit if limit is not None else None
+        if keep is not None and not torch.compiler.is_compiling():
             self._dropped = (~keep).sum()
-        if limit is None and self._exact(counts):
-            return self._exact_rows(tokens, order, gates.reshape(-1), counts.tolist())
-        rows = limit if limit is not None else _largest(counts, n)
         group = self.experts.group(rows) if isinstance(self.experts, ExpertMlps) else 1
-        out = self._experts(tokens, flat * rows + slot, keep if limit is not None else None,
-                            rows, group)  # (N·k, d), token-major
-        weights = (gates * keep.view(n, k)).unsqueeze(-1)  # dropped: 0
-        return (out.view(n, k, self.d) * weights).sum(1)  # (N, d)
+        out = self._experts(tokens, flat * rows + slot, keep, rows, group)  # (N·k, d), token-major
+        weights = gates if keep is None else gates * keep.view(n, k)  # dropped: 0
+        return (out.view(n, k, self.d) * weights.unsqueeze(-1)).sum(1)  # (N, d)
 
-    def _exact(self, counts: torch.Tensor) -> bool:
-        """Whether to run each expert on exactly its own rows, one expert at a time: when
-        that is a loop of large matmuls (an `mlp` expert's rows fill a group alone) or of
-        generic experts (called one by one anyway). Not on the meta device or under
-        torch.export, which cannot read the counts."""
-        if counts.is_meta or torch.compiler.is_exporting():
-            return False
+    def _exact(self, largest: int) -> bool:
+        """Whether to run each expert on exactly its own rows, one expert at a time (no
+        capacity, `largest` rows in the busiest group): when that is a loop of large matmuls
+        (an `mlp` expert's rows fill a group alone) or of generic experts (called one by one
+        anyway)."""
         if not isinstance(self.experts, ExpertMlps):
             return True
-        return self.experts.group(int(counts.max())) == 1
+        return self.experts.group(largest) == 1
 
     def _limit(self, n: int) -> int | None:
         """The capacity C = ⌊N·capacity·k / e⌋ (at most N: an expert is chosen once per

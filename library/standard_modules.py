@@ -18,12 +18,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ACTIVATION_MODULES", "MoveAxis", "PosEmbedding", "Sinusoidal", "Zero",
+__all__ = ["ACTIVATION_MODULES", "activate", "MoveAxis", "PosEmbedding", "Sinusoidal", "Zero",
            "PoolPositions", "Attention", "Mlp"]
 
 ACTIVATION_MODULES: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 """The module class of each pointwise activation, by block name."""
+
+
+def activate(h: torch.Tensor, act: nn.Module, gated: bool) -> torch.Tensor:
+    """`act` on an up projection h (…, hidden), or for a gated (swiglu) one h (…, 2·hidden)
+    split into a value and a gate: act(value) ⊙ gate."""
+    if gated:
+        value, gate = h.chunk(2, dim=-1)
+        return act(value) * gate
+    return act(h)
 
 
 class MoveAxis(nn.Module):
@@ -155,11 +164,5 @@ class Mlp(nn.Module):
         self.down = nn.Linear(hidden, d, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.up(x)
-        if self.gated:
-            value, gate = h.chunk(2, dim=-1)
-            h = self.act(value) * gate
-        else:
-            h = self.act(h)
-        return self.down(self.drop(h))
+        return self.down(self.drop(activate(self.up(x), self.act, self.gated)))
 

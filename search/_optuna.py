@@ -40,11 +40,18 @@ from archc.dsl.point import Point
 from archc.dsl.space import Space
 from archc.search.base import WORST, BaseSearcher, score_of
 
-__all__ = ["optuna", "TrialState", "distribution", "distributions", "suggest_point",
+__all__ = ["optuna", "TrialState", "quiet", "distribution", "distributions", "suggest_point",
            "running_trial", "OptunaSearcher", "TPE", "NSGAII", "MAX_REJECTS"]
 
 MAX_REJECTS = 20
 """Proposals violating a `require` that are failed before falling back to a random point."""
+
+
+def quiet() -> None:
+    """Let optuna log warnings only, for the CLI's commands: their own output reports each
+    trial, and optuna's INFO lines (one per trial, one per in-memory study a searcher opens)
+    would drown it. The Python API leaves optuna's logging as the caller set it."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def distribution(domain: Domain) -> BaseDistribution:
@@ -137,6 +144,7 @@ class OptunaSearcher(BaseSearcher):
                 distributions=distributions(self.space, valid)))
         first = result[0] if isinstance(result, Sequence) else result
         self.history.append((valid, score_of(first)))
+        self.seen.add(valid)
 
     def _values(self, result: object) -> list[float] | None:
         """The optuna values of a result, or None for a failure."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from archc.dsl.domain import Scalar
 from archc.dsl.point import Point
@@ -69,6 +69,7 @@ class BaseSearcher(ABC):
         self.rng = random.Random(seed)
         self.asked = 0
         self.history: list[tuple[Point, float]] = []
+        self.seen: set[Point] = set()  # the points of `history`
         self._reset()
 
     def ask(self) -> Point:
@@ -82,11 +83,12 @@ class BaseSearcher(ABC):
         valid = self.space.validate(point)
         score = score_of(result)
         self.history.append((valid, score))
+        self.seen.add(valid)
         self._observe(valid, score)
 
     def restore(self, history: Iterable[tuple[Mapping[str, Scalar], Result]]) -> None:
         """Rebuild the state from (point, result) pairs, as if they had been asked and told."""
-        self.history = []
+        self.history, self.seen = [], set()
         self._reset()
         for point, result in history:
             self.tell(point, result)
@@ -96,6 +98,16 @@ class BaseSearcher(ABC):
     def best(self) -> tuple[Point, float] | None:
         """The best (point, score) told so far (None before any tell)."""
         return max(self.history, key=lambda item: item[1], default=None)
+
+    def _unseen(self, point: Point, again: Callable[[Point], Point], tries: int) -> Point:
+        """`point` if it was never told, else the first untold of up to `tries` redraws
+        `again(previous)`; the last redraw when every one was told (tiny spaces repeat). A
+        told point would teach the searcher nothing."""
+        for _ in range(tries):
+            if point not in self.seen:
+                break
+            point = again(point)
+        return point
 
     # ── what each searcher supplies ─────────────────────────────────────────────────────────
 

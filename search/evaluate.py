@@ -18,17 +18,18 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 import archc
+from archc.dsl.fields import SEARCH_FIELDS
 from archc.dsl.point import Point
 from archc.dsl.space import Space
 from archc.errors import ArchError
 from archc.search._optuna import TrialState, optuna
-from archc.search.objectives import Objective, parse_objectives
-from archc.search.tasks import Task, get_task
+from archc.search.objectives import Objective, from_stored
+
+if TYPE_CHECKING:
+    from archc.search.tasks import Task
 
 __all__ = ["Search", "EVAL_SEED", "Evaluation", "ranked", "pareto_front", "evaluate",
            "export_trial"]
@@ -58,13 +59,15 @@ class Search:
             raise ArchError(f"study '{study.study_name}' holds no spec",
                             hint="it was not made by `archc search` (or by an older archc)")
         space = archc.loads(attrs["spec"], name=attrs.get("spec_name") or "<study spec>")
-        objectives = parse_objectives(", ".join(attrs.get("objectives") or
-                                                ["maximize(val_accuracy)"]))
-        return cls(study, space, objectives, attrs.get("task") or "digits",
-                   attrs.get("data"), attrs.get("epochs"), attrs.get("seconds"),
-                   attrs.get("threads"), attrs.get("steps"))
+        objectives = from_stored(attrs.get("objectives"))
+        task = attrs.get("task") or str(SEARCH_FIELDS["task"].default)
+        return cls(study, space, objectives, task, attrs.get("data"), attrs.get("epochs"),
+                   attrs.get("seconds"), attrs.get("threads"), attrs.get("steps"))
 
     def task(self) -> Task:
+        """The search's task (imported here: the tasks import torch, which `archc show`
+        needs not)."""
+        from archc.search.tasks import get_task
         return get_task(self.task_name, self.data)
 
     def trial(self, which: str, flag: str = "--trial") -> optuna.trial.FrozenTrial:
@@ -99,10 +102,9 @@ class Search:
         """Compile trial's point under `seed` and fit it with the search's settings, budget
         and threads per trial: (compiled, TrainResult)."""
         from archc.search.plan import THREADS
-        from archc.search.trainer import train_settings
+        from archc.search.trainer import compile_seeded, train_settings
         task, point = self.task(), self.point(trial)
-        torch.manual_seed(seed)
-        built = archc.compile(self.space, point, task.constants, task.dims)
+        built = compile_seeded(self.space, point, task, seed)
         result = task.fit(built, train_settings(self.space, point), seed=seed,
                           budget_epochs=self.epochs, budget_seconds=self.seconds,
                           budget_steps=self.steps, threads=self.threads or THREADS, test=test)
@@ -203,9 +205,9 @@ def export_trial(search: Search, trial: optuna.trial.FrozenTrial, out: str | Pat
             raise ArchError(f"trial {trial.number} failed when retrained: {result.reason}")
         metrics = dict(result.metrics)
     else:
+        from archc.search.trainer import compile_seeded
         task = search.task()
-        torch.manual_seed(seed)
-        built = archc.compile(search.space, search.point(trial), task.constants, task.dims)
+        built = compile_seeded(search.space, search.point(trial), task, seed)
         metrics = {}
     files = export(built.module, search.space.name, built.point, out, format=format)
     return files, metrics

@@ -47,20 +47,14 @@ class RegularizedEvolution(BaseSearcher):
 
     def _reset(self) -> None:
         self.population: deque[tuple[Point, float]] = deque(maxlen=self.population_size)
-        self.seen: set[Point] = set()
 
     def _propose(self) -> Point:
         if len(self.population) < self.population_size:
             return self.space.sample(self.rng)
         contenders = [self.rng.choice(self.population) for _ in range(self.sample_size)]
         parent = max(contenders, key=lambda member: member[1])[0]
-        child = self.space.mutate(parent, self.rng)
-        for _ in range(RETRIES):  # a child already evaluated teaches nothing: mutate again
-            if child not in self.seen:
-                break
-            child = self.space.mutate(parent, self.rng)
-        return child
+        return self._unseen(self.space.mutate(parent, self.rng),
+                            lambda _: self.space.mutate(parent, self.rng), RETRIES)
 
     def _observe(self, point: Point, score: float) -> None:
         self.population.append((point, score))
-        self.seen.add(point)

@@ -16,6 +16,9 @@ from archc.search.base import WORST, BaseSearcher
 
 __all__ = ["LocalSearch"]
 
+FRESH_TRIES = 10
+"""Further samples drawn when a random point was already told (tiny spaces repeat)."""
+
 
 class LocalSearch(BaseSearcher):
     """State, all from tells: the points seen, the current point of the climb and its score,
@@ -36,7 +39,6 @@ class LocalSearch(BaseSearcher):
         super().__init__(space, seed=seed)
 
     def _reset(self) -> None:
-        self.seen: set[Point] = set()
         self.current: Point | None = None
         self.current_score = WORST
         self.started = 0  # tells since the last (re)start
@@ -60,15 +62,10 @@ class LocalSearch(BaseSearcher):
 
     def _fresh(self) -> Point:
         """A random point, unseen if a few draws find one (tiny spaces repeat)."""
-        point = self.space.sample(self.rng)
-        for _ in range(10):
-            if point not in self.seen:
-                break
-            point = self.space.sample(self.rng)
-        return point
+        return self._unseen(self.space.sample(self.rng), lambda _: self.space.sample(self.rng),
+                            FRESH_TRIES)
 
     def _observe(self, point: Point, score: float) -> None:
-        self.seen.add(point)
         self.started += 1
         if self.current is None or score > self.current_score:
             self.current, self.current_score, self.stale = point, score, 0

@@ -55,7 +55,6 @@ class MCTS(BaseSearcher):
     def _reset(self) -> None:
         self.visits: dict[Node, list[int]] = {(): []}  # node → indices of the trials through it
         self.scores: list[float] = []
-        self.seen: set[Point] = set()
 
     def _propose(self) -> Point:
         ranks = self._ranks()
@@ -72,11 +71,7 @@ class MCTS(BaseSearcher):
             point = self.space.complete(partial, self.rng)
         except SpaceError:  # the tree path violates a `require`: fall back to a fresh sample
             point = self.space.sample(self.rng)
-        for _ in range(RETRIES):
-            if point not in self.seen:
-                break
-            point = self.space.mutate(point, self.rng)
-        return point
+        return self._unseen(point, lambda told: self.space.mutate(told, self.rng), RETRIES)
 
     def _select(self, node: Node, path: str, n: int, ranks: list[float]) -> int:
         total = len(self.visits[node])
@@ -113,7 +108,6 @@ class MCTS(BaseSearcher):
     def _observe(self, point: Point, score: float) -> None:
         index = len(self.scores)
         self.scores.append(score)
-        self.seen.add(point)
         node: Node = ()
         self.visits[node].append(index)
         for site in self.space.trace(point).sites:

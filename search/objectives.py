@@ -20,10 +20,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from archc.dsl.fields import SEARCH_FIELDS
 from archc.errors import ArchError, CheckError, Span, did_you_mean
 
-__all__ = ["Objective", "COST_METRICS", "DEFAULT", "from_spec", "parse_objectives",
-           "check_metrics", "signed"]
+__all__ = ["Objective", "COST_METRICS", "DEFAULT", "from_spec", "from_stored",
+           "parse_objectives", "check_metrics", "signed"]
 
 COST_METRICS = ("params", "flops", "memory", "latency")
 """Metrics of the compiled network itself, known before training, named as `require` names
@@ -41,10 +42,24 @@ class Objective:
         return f"{self.direction}({self.metric})"
 
 
-DEFAULT = (Objective("val_accuracy", "maximize"),)
-"""The objective of a spec without one (SEARCH_FIELDS' default)."""
-
 _ONE = re.compile(r"\s*(maximize|minimize)\s*\(\s*([A-Za-z_][A-Za-z_0-9]*)\s*\)\s*")
+
+
+def parse_objectives(text: str, flag: str = "--objective") -> tuple[Objective, ...]:
+    """`maximize(val_accuracy), minimize(params)` as written on the command line."""
+    out = []
+    for part in text.split(","):
+        match = _ONE.fullmatch(part)
+        if match is None:
+            raise ArchError(f"{flag} takes maximize(metric) or minimize(metric), comma-"
+                            f"separated, not '{part.strip()}'",
+                            hint=f"e.g. {flag} 'maximize(val_accuracy), minimize(params)'")
+        out.append(Objective(match[2], match[1]))
+    return tuple(out)
+
+
+DEFAULT = parse_objectives(str(SEARCH_FIELDS["objective"].default))
+"""The objective of a spec without one (SEARCH_FIELDS' default): maximize(val_accuracy)."""
 
 
 def from_spec(value: object) -> tuple[Objective, ...]:
@@ -60,17 +75,14 @@ def from_spec(value: object) -> tuple[Objective, ...]:
     return tuple(out) or DEFAULT
 
 
-def parse_objectives(text: str, flag: str = "--objective") -> tuple[Objective, ...]:
-    """`maximize(val_accuracy), minimize(params)` as written on the command line."""
-    out = []
-    for part in text.split(","):
-        match = _ONE.fullmatch(part)
-        if match is None:
-            raise ArchError(f"{flag} takes maximize(metric) or minimize(metric), comma-"
-                            f"separated, not '{part.strip()}'",
-                            hint=f"e.g. {flag} 'maximize(val_accuracy), minimize(params)'")
-        out.append(Objective(match[2], match[1]))
-    return tuple(out)
+def from_stored(stored: Sequence[str] | None) -> tuple[Objective, ...]:
+    """The objectives a study keeps (their spellings, as `Plan.open` stores them); a study
+    without them gives `DEFAULT`.
+
+    >>> from_stored(["minimize(val_loss)"]), from_stored(None) == DEFAULT
+    ((Objective(metric='val_loss', direction='minimize'),), True)
+    """
+    return parse_objectives(", ".join(stored)) if stored else DEFAULT
 
 
 def check_metrics(objectives: Sequence[Objective], task_metrics: Iterable[str], *,

@@ -16,12 +16,15 @@ from typing import Any
 
 import torch
 
+from archc.dsl.fields import TRAIN_FIELDS
 from archc.errors import ArchError
 
 __all__ = ["Lion", "make_optimizer", "lr_factor", "SCHEDULES", "OPTIMIZERS"]
 
-OPTIMIZERS = ("adamw", "adam", "sgd", "lion")
-SCHEDULES = ("cosine", "linear", "constant", "onecycle", "step")
+OPTIMIZERS = TRAIN_FIELDS["optimizer"].options
+"""The optimizer names `train { optimizer = … }` accepts."""
+SCHEDULES = TRAIN_FIELDS["schedule"].options
+"""The schedule names `train { schedule = … }` accepts."""
 
 ONECYCLE_START, ONECYCLE_END = 1 / 25, 1 / 25e4
 """One-cycle's first and last multipliers (torch's OneCycleLR defaults: div 25, final div 1e4)."""

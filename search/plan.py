@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
 
+from archc.dsl import fields
 from archc.dsl.point import Point
 from archc.dsl.space import Space
 from archc.errors import ArchError, CheckError, Span, did_you_mean
@@ -34,7 +35,7 @@ from archc.search.pruners import make_pruner
 from archc.search.study import open_study
 from archc.search.tasks import Task, get_task
 
-__all__ = ["Plan", "make_plan", "task_of"]
+__all__ = ["Plan", "make_plan"]
 
 THREADS = 1
 """Torch threads per trial unless told otherwise: the networks a search trains are mostly small,
@@ -42,7 +43,8 @@ where a second thread gains little and, on a busy machine, costs a lot in conten
 trials at once (workers), not threads, is how a search uses more cores."""
 
 MULTI_SEARCHERS = ("nsga2",)
-"""Searchers that take several objectives at once."""
+"""Searchers that take several objectives at once (the rest of `fields.SEARCHERS` are
+`archc.search.SEARCHERS`)."""
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,9 @@ class Plan:
                             f"{', '.join(map(str, self.objectives))}",
                             hint="name a new study with --study")
         earlier = study.user_attrs.get("spec")
-        changed = bool(study.trials) and earlier is not None and earlier != self.spec_text
-        study.set_user_attr("spec_changed_after", len(study.trials) if changed else None)
+        made = len(study.get_trials(deepcopy=False))
+        changed = made > 0 and earlier is not None and earlier != self.spec_text
+        study.set_user_attr("spec_changed_after", made if changed else None)
         attrs = {"spec": self.spec_text, "spec_name": self.spec_name, "task": self.task_name,
                  "data": self.data, "objectives": [str(o) for o in self.objectives],
                  "epochs": self.epochs, "seconds": self.seconds, "steps": self.steps,
@@ -115,11 +118,6 @@ class Plan:
         return train_settings(self.space, Point(point))
 
 
-def task_of(name: str, data: str | None = None) -> Task:
-    """The task `name` (a built-in or `module:function`), reading `data` when given."""
-    return get_task(name, data)
-
-
 def make_plan(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
               searcher: str | None = None, trials: int | None = None,
               task: str | None = None, data: str | None = None,
@@ -132,20 +130,20 @@ def make_plan(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
     spec = space.search
     objectives = (parse_objectives(objective) if objective
                   else from_spec(spec.get("objective")))
-    task_name = task or str(spec.get("task") or "digits")
-    the_task = task_of(task_name, data)
+    task_name = task or str(spec.get("task") or _default("task"))
+    the_task = get_task(task_name, data)
     task_metrics = [metric for metric, _ in the_task.metrics]
     check_metrics(objectives, task_metrics, task=task_name,
                   spec_text="" if objective else spec_text, spec_name=spec_name)
     chosen = searcher or cast(str | None, spec.get("searcher")) or (
-        "nsga2" if len(objectives) > 1 else "random")
+        "nsga2" if len(objectives) > 1 else _default("searcher"))
     locate = partial(field_span, spec_text, spec_name)  # called on an error path only
     _check_searcher(chosen, objectives, searcher is not None, locate)
-    pruner_name = pruner or str(spec.get("pruner") or "none")
+    pruner_name = pruner or str(spec.get("pruner") or _default("pruner"))
     make_pruner(pruner_name)  # an unknown name fails here, before the study exists
     if pruner_name != "none":
         _check_prunable(objectives, task_metrics, pruner is not None, locate)
-    workers = int(cast(int, spec.get("workers") or 1))
+    workers = int(cast(int, spec.get("workers") or _default("workers")))
     if workers > 1:
         raise CheckError(f"search field 'workers = {workers}': one archc process runs one trial "
                          "at a time", locate("workers"),
@@ -155,13 +153,19 @@ def make_plan(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
     limit = cast(dict, spec.get("timeout") or {})
     return Plan(space=space, spec_text=spec_text, spec_name=spec_name, task=the_task,
                 task_name=task_name, data=data, objectives=objectives, searcher_name=chosen,
-                trials=trials or int(cast(int, spec.get("trials") or 20)),
+                trials=trials or int(cast(int, spec.get("trials") or _default("trials"))),
                 pruner=pruner_name, storage=storage or cast(str, spec.get("storage")) or None,
                 study_name=study or cast(str, spec.get("study")) or space.name,
-                seed=seed if seed is not None else int(cast(int, spec.get("seed") or 0)),
+                seed=int(cast(int, spec.get("seed") or _default("seed"))) if seed is None
+                else seed,
                 epochs=epochs or budget.get("epochs"),
                 seconds=seconds or budget.get("seconds"), threads=threads or THREADS,
                 timeout=timeout or limit.get("seconds"), steps=budget.get("steps"))
+
+
+def _default(name: str) -> Any:
+    """The default of search field `name` (SEARCH_FIELDS): what a spec without it gets."""
+    return fields.SEARCH_FIELDS[name].default
 
 
 Locate = Callable[[str], Span | None]
@@ -172,7 +176,7 @@ def _check_searcher(name: str, objectives: tuple[Objective, ...], from_flag: boo
                     locate: Locate) -> None:
     """The searcher exists and takes as many objectives as the search has; one from --searcher
     names the flag, one named in the spec is reported at its line."""
-    known = [*SEARCHERS, *MULTI_SEARCHERS]
+    known = fields.SEARCHERS
     if name not in known:
         raise ArchError(f"unknown searcher '{name}'" + (" (--searcher)" if from_flag else ""),
                         hint=did_you_mean(name, known) or f"searchers: {', '.join(known)}")

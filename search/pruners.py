@@ -21,12 +21,13 @@ objective, and that objective must be reported per epoch (a task metric, not a c
 
 from __future__ import annotations
 
+from archc.dsl.fields import SEARCH_FIELDS
 from archc.errors import ArchError, did_you_mean
 from archc.search._optuna import optuna
 
 __all__ = ["PRUNERS", "make_pruner"]
 
-PRUNERS = ("none", "median", "halving", "hyperband")
+PRUNERS = SEARCH_FIELDS["pruner"].options
 """Pruner names as `--pruner` and `search { pruner = … }` spell them."""
 
 

@@ -29,14 +29,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import optuna
 import torch
 
-import archc
 from archc.compiler.identity import structural_hash
 from archc.dsl.point import Point
 from archc.dsl.space import Space
 from archc.errors import ArchError
+from archc.search._optuna import optuna
 from archc.search.objectives import Objective, signed
 from archc.search.plan import Plan, make_plan
 from archc.search.study import (
@@ -48,6 +47,7 @@ from archc.search.study import (
     record_trial,
 )
 from archc.search.tasks import Task
+from archc.search.trainer import compile_seeded
 
 __all__ = ["Outcome", "Interrupted", "run_search", "cost_metrics"]
 
@@ -63,11 +63,14 @@ class Outcome:
     params: int | None
     seconds: float
     reason: str | None = None
-    reused: bool = False
 
     @property
     def score(self) -> float | None:
         return self.values[0] if self.values else None
+
+    @property
+    def reused(self) -> bool:
+        return self.status == "reused"
 
 
 class Interrupted(KeyboardInterrupt):
@@ -99,7 +102,7 @@ def run_search(space: Space, *, spec_text: str = "", spec_name: str = "<spec>",
     trial: optuna.Trial | None = None
     began = time.perf_counter()
     try:
-        while len(study.trials) < plan.trials and not (
+        while len(study.get_trials(deepcopy=False)) < plan.trials and not (
                 plan.timeout and time.perf_counter() - began >= plan.timeout):
             point = proposer.ask()
             trial = begin_trial(study, space, point, known)
@@ -139,8 +142,7 @@ class _Trial:
         record = partial(record_trial, self.study, self.trial, point=self.point, seed=seed,
                          spec_hash=plan.spec_hash)
         try:
-            torch.manual_seed(seed)
-            built = archc.compile(plan.space, self.point, plan.task.constants, plan.task.dims)
+            built = compile_seeded(plan.space, self.point, plan.task, seed)
         except ArchError as err:
             reason = err.diagnostics[0].message
             record(structural_hash="", status="fail", reason=reason, wall_time=self._took())
@@ -164,7 +166,7 @@ class _Trial:
                    metrics_per_epoch=earlier.user_attrs.get("metrics_per_epoch", ()),
                    seed=earlier.user_attrs.get("seed", seed))
             return Outcome(number, "reused", tuple(earlier.values), built.cost.params,
-                           self._took(), reason, reused=True)
+                           self._took(), reason)
         epochs: list[dict[str, float]] = []
         try:
             result = plan.task.fit(built, settings, seed=seed, budget_epochs=plan.epochs,

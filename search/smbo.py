@@ -121,7 +121,6 @@ class SMBO(BaseSearcher):
     def _reset(self) -> None:
         self.scores: list[float] = []
         self.ranked: list[tuple[float, int]] = []  # (-score, tell index), best first
-        self.seen: set[Point] = set()
         self.settings: dict[int, Setting] = {}  # tells → the GP kernel setting chosen there
 
     def _row(self, point: Point) -> np.ndarray:
@@ -134,7 +133,6 @@ class SMBO(BaseSearcher):
     def _observe(self, point: Point, score: float) -> None:
         bisect.insort(self.ranked, (-score, len(self.scores)))
         self.scores.append(score)
-        self.seen.add(point)
 
     def _propose(self) -> Point:
         if len(self.scores) < self.init or self.rng.random() < self.epsilon:

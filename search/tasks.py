@@ -39,8 +39,6 @@ __all__ = ["Task", "Split", "get_task", "TASKS", "SPLIT_SEED"]
 SPLIT_SEED = 0
 """The seed of every built-in split: changing it changes which examples each split holds."""
 
-_stratified, _tensors = stratified, tensors  # the names the split tests use
-
 
 def _digits(data: str | None = None) -> Task:
     """scikit-learn's 1,797 8×8 digits, pixels 0..16 scaled to [0, 1]; 60/20/20 stratified."""

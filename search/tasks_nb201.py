@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from archc.search.nb201 import DATASETS, PROTOCOLS, Nb201Tables, tables_path
 from archc.search.tasks_base import Report, Task
 
 if TYPE_CHECKING:
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["Nb201Task", "NB201_TASKS"]
 
 CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet16": 120}
-"""Classes of each dataset (ImageNet16-120 keeps 120 of ImageNet's classes)."""
+"""Classes of each dataset of `nb201.DATASETS` (ImageNet16-120 keeps 120 of ImageNet's
+classes)."""
 
 _EMPTY = (torch.zeros(0, 3, 32, 32), torch.zeros(0, dtype=torch.int64))
 
@@ -47,7 +49,6 @@ class Nb201Task(Task):
         protocol's `val_accuracy`, plus `test_accuracy` with `test=True`. Seeds, budgets and
         settings change nothing: the benchmark's figures are fixed. `report(1, metrics)` is
         called once, so pruners see the trial like any other."""
-        from archc.search.nb201 import Nb201Tables
         from archc.search.trainer import TrainResult
 
         tables = Nb201Tables.load(self.data)
@@ -63,8 +64,6 @@ class Nb201Task(Task):
 
 def _nb201(dataset: str, protocol: str) -> Callable[[str | None], Task]:
     def build(data: str | None = None) -> Task:
-        from archc.search.nb201 import tables_path
-
         tables_path(data)  # a missing table is reported when the task is chosen, not mid-search
         constants = {"classes": CLASSES[dataset], "channels": 3, "height": 32, "width": 32}
         return Nb201Task(_name(dataset, protocol), constants, {}, _EMPTY, _EMPTY, _EMPTY,
@@ -81,6 +80,6 @@ def _name(dataset: str, protocol: str) -> str:
 
 NB201_TASKS: dict[str, Callable[[str | None], Task]] = {
     _name(dataset, protocol): _nb201(dataset, protocol)
-    for dataset in CLASSES for protocol in ("proxy", "oracle")}
+    for dataset in DATASETS for protocol in PROTOCOLS}
 """nb201, nb201_oracle, nb201_cifar100, nb201_cifar100_oracle, nb201_imagenet16 and
 nb201_imagenet16_oracle."""

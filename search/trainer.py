@@ -7,8 +7,9 @@ propagate: an `ArchError` for settings archc cannot honour (the user's error, ra
 first step), and whatever `report` raises (that is how an optuna pruner stops a trial).
 
 Seeding: the weights are made when the point is compiled, so compile under
-`torch.manual_seed(seed)`; `train` then seeds torch again (dropout) and draws the data order
-from its own `torch.Generator(seed)`. Same seed, same compile → the same metrics, bit for bit.
+`torch.manual_seed(seed)` (`compile_seeded`); `train` then seeds torch again (dropout) and draws
+the data order from its own `torch.Generator(seed)`. Same seed, same compile → the same
+metrics, bit for bit.
 
 Losses: the task's `loss` — "classification" (cross-entropy of (b, classes) logits against
 labels, with label smoothing) or "lm" (the same at every position of (b, t, vocab) logits
@@ -28,13 +29,14 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import nn
 
+import archc
 from archc.dsl import ir
 from archc.dsl.fields import TRAIN_FIELDS
 from archc.dsl.space import Space
@@ -43,7 +45,8 @@ from archc.errors import ArchError
 from archc.search.optimizers import lr_factor, make_optimizer
 from archc.search.tasks_base import Report, Task
 
-__all__ = ["TrainResult", "train", "evaluate", "train_settings", "apply_dropout"]
+__all__ = ["TrainResult", "train", "evaluate", "train_settings", "apply_dropout",
+           "compile_seeded"]
 
 _EVAL_BATCH = 1024
 _LOSSES = ("classification", "lm")
@@ -88,6 +91,14 @@ def train_settings(space: Space, point: Mapping[str, Any]) -> dict[str, Any]:
                             ) from None
         values[path] = settings[path.removeprefix("train.")] = value
     return settings
+
+
+def compile_seeded(space: Space, point: Mapping[str, Any], task: Task, seed: int) -> Any:
+    """`point` compiled for `task` with torch seeded by `seed`, so its initial weights are a
+    function of the seed (see Seeding above); a point the compiler refuses raises its
+    ArchError."""
+    torch.manual_seed(seed)
+    return archc.compile(space, point, task.constants, task.dims)
 
 
 def train(compiled: Any, task: Task, settings: Mapping[str, Any], *, seed: int,
@@ -167,11 +178,23 @@ def apply_dropout(model: nn.Module, rate: float) -> int:
     return changed
 
 
-def _aux_loss(model: nn.Module) -> torch.Tensor | None:
+AuxLoss = Callable[[], Any]
+"""A submodule's bound `aux_loss` method."""
+
+
+def _aux_methods(model: nn.Module) -> list[AuxLoss]:
+    """The `aux_loss` methods of the model and its submodules. A run collects them once: the
+    modules do not change while it trains."""
+    return [getattr(m, "aux_loss") for m in model.modules()  # noqa: B009 (duck-typed)
+            if callable(getattr(m, "aux_loss", None))]
+
+
+def _aux_loss(model: nn.Module, methods: Sequence[AuxLoss] | None = None
+              ) -> torch.Tensor | None:
     """The sum of every submodule's `aux_loss()` (None when no module has one, or every one
-    says None: nothing to add since its last forward)."""
-    losses = [getattr(m, "aux_loss")() for m in model.modules()  # noqa: B009 (duck-typed)
-              if callable(getattr(m, "aux_loss", None))]
+    says None: nothing to add since its last forward). `methods`: the model's
+    `_aux_methods`, when collected already."""
+    losses = [method() for method in (_aux_methods(model) if methods is None else methods)]
     present = [torch.as_tensor(x).sum() for x in losses if x is not None]
     return torch.stack(present).sum() if present else None
 
@@ -204,6 +227,7 @@ class _Run:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_factor(settings["schedule"], self.total, warmup))
         apply_dropout(model, float(settings["dropout"]))
+        self.aux_methods = _aux_methods(model)
         self.steps, self.start = 0, time.perf_counter()
 
     def _out_of_time(self) -> bool:
@@ -247,11 +271,12 @@ class _Run:
         logits, target = _flat(self.model(x), y)  # (b·t, vocab) or (b, classes)
         loss = nn.functional.cross_entropy(logits, target,
                                            label_smoothing=float(self.s["label_smoothing"]))
-        aux = _aux_loss(self.model)
+        aux = _aux_loss(self.model, self.aux_methods)
         if aux is not None:
             loss = loss + aux
-        if not torch.isfinite(loss):
-            raise _Failed(f"loss is {loss.item()} (NaN/inf) at step {self.steps + 1}")
+        value = loss.item()  # the step's one host sync
+        if not math.isfinite(value):
+            raise _Failed(f"loss is {value} (NaN/inf) at step {self.steps + 1}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.s["grad_clip"] > 0:
@@ -259,7 +284,7 @@ class _Run:
         self.optimizer.step()
         self.scheduler.step()
         self.steps += 1
-        return loss.item()
+        return value
 
     def _result(self, status: str, reason: str | None,
                 history: list[dict[str, float]]) -> TrainResult:

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import archc
+from archc.compiler.export import example_inputs_of
 from archc.dsl import ir
 from archc.errors import ArchError
 from archc.library import REGISTRY
@@ -85,35 +86,28 @@ def test_example_compiles_for_100_seeded_points(path: Path) -> None:
         built += 1
         assert result.cost.params == sum(p.numel() for p in result.module.parameters())
         if i < 5:
-            _forward_backward(result.module, result.arch)
+            _forward_backward(result.module)
             if any(data["name"] in ROUTED for _, data in result.arch.blocks()):
                 continue
-            assert abs(_counted_flops(result.module, result.arch) - result.cost.flops) <= \
+            assert abs(_counted_flops(result.module) - result.cost.flops) <= \
                 0.05 * result.cost.flops
     assert built + refused == points and built > points // 2
 
 
-def _counted_flops(module: torch.nn.Module, arch: object) -> int:
+def _counted_flops(module: torch.fx.GraphModule) -> int:
     """FLOPs per example by torch's counter (attention through the math kernel: the fused CPU
     kernel is not in the counter's table)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
-        module.eval()(_example(arch, 1))
+        module.eval()(*example_inputs_of(module, 1))
     module.train()
     return counter.get_total_flops()
 
 
-def _example(arch: object, batch: int) -> torch.Tensor:
-    """A batch for the Arch's input: normal floats, or token ids 0."""
-    kind = arch.type_of(arch.inputs[0])  # type: ignore[attr-defined]
-    return torch.zeros(batch, *kind.shape, dtype=torch.long) if kind.dtype == "int" else \
-        torch.randn(batch, *kind.shape)
-
-
-def _forward_backward(module: torch.nn.Module, arch: object) -> None:
-    out = module(_example(arch, 2))
+def _forward_backward(module: torch.fx.GraphModule) -> None:
+    out = module(*example_inputs_of(module, 2))
     out.float().pow(2).mean().backward()
     assert torch.isfinite(out).all()
 

@@ -5,7 +5,6 @@ other than the traced one."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +13,9 @@ import torch
 
 import archc
 from archc.compiler.export import example_inputs_of, export
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "compiler"))
+from test_export import run_fresh
 
 SPECS = {
     "hk_signal": ("input signal: float[2, 12]",
@@ -28,21 +30,6 @@ SPECS = {
                  "hyperzzw(scope = \"local\", k = 5, hidden = 4)\nclassifier(classes = 3)"),
 }
 
-_RUN = """
-import sys
-sys.modules["archc"] = None  # the export must stand alone
-import torch
-directory, class_name, inputs_file, out_file = sys.argv[1:]
-inputs = torch.load(inputs_file)
-sys.path.insert(0, directory + "/py")
-import model
-with torch.no_grad():
-    outputs = [getattr(model, class_name).from_pretrained().eval()(*inputs),
-               torch.export.load(directory + "/pt2/model.pt2").module()(*inputs)]
-torch.save(outputs, out_file)
-"""
-
-
 def _compiled(name: str) -> tuple[archc.Space, torch.fx.GraphModule]:
     inputs, body = SPECS[name]
     space = archc.loads(f"space {name} {{\n{inputs}\n{body}\n}}\n", name=f"{name}.arch")
@@ -50,18 +37,6 @@ def _compiled(name: str) -> tuple[archc.Space, torch.fx.GraphModule]:
     gm = archc.compile(space, space.sample(seed=0)).module
     gm(*example_inputs_of(gm, batch=4)).sum().backward()  # a training step's state
     return space, gm.eval()
-
-
-def _run_fresh(directory: Path, class_name: str, inputs: tuple[torch.Tensor, ...],
-               tmp_path: Path) -> list[torch.Tensor]:
-    """The outputs of model.py and of model.pt2 under `directory`, in one fresh process."""
-    inputs_file, out_file = tmp_path / "inputs.pt", tmp_path / "out.pt"
-    torch.save(inputs, inputs_file)
-    done = subprocess.run([sys.executable, "-I", "-c", _RUN, str(directory), class_name,
-                           str(inputs_file), str(out_file)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return list(torch.load(out_file))
 
 
 @pytest.mark.parametrize("name", list(SPECS))
@@ -73,6 +48,7 @@ def test_export_gives_the_same_outputs_without_archc(name: str, tmp_path: Path) 
     with torch.no_grad():
         want = gm(*inputs)
     class_name = "".join(part.title() for part in name.split("_"))
-    py, pt2 = _run_fresh(tmp_path, class_name, inputs, tmp_path)
+    [py] = run_fresh("py", tmp_path / "py", class_name, inputs, tmp_path)
     torch.testing.assert_close(py, want, rtol=0, atol=0)
+    [pt2] = run_fresh("pt2", tmp_path / "pt2", "", inputs, tmp_path)
     torch.testing.assert_close(pt2, want, rtol=1e-6, atol=1e-6)

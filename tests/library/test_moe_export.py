@@ -4,7 +4,6 @@ network's outputs; the aux-loss channel keeps no state an exported program would
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +12,9 @@ import torch
 
 import archc
 from archc.compiler.export import example_inputs_of, export
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "compiler"))
+from test_export import run_fresh
 
 SPEC = """space routed {
     input tokens: int[8]
@@ -25,21 +27,6 @@ SPEC = """space routed {
     lm_head(13)
 }
 """
-
-_RUN = """
-import sys
-sys.modules["archc"] = None  # the export must stand alone
-import torch
-directory, inputs_file, out_file = sys.argv[1:]
-inputs = torch.load(inputs_file)
-with torch.no_grad():
-    program = torch.export.load(directory + "/pt2/model.pt2").module()(*inputs)
-    sys.path.insert(0, directory + "/py")
-    import model
-    plain = model.Routed.from_pretrained().eval()(*inputs)
-torch.save([program, plain], out_file)
-"""
-
 
 @pytest.mark.parametrize("capacity", [1.25, pytest.param(0.0, marks=pytest.mark.slow)])
 def test_a_routed_network_exports_and_runs_without_archc(capacity: float,
@@ -54,10 +41,6 @@ def test_a_routed_network_exports_and_runs_without_archc(capacity: float,
     inputs = example_inputs_of(gm, batch=3, seed=1)  # not the traced batch size (2)
     with torch.no_grad():
         want = gm(*inputs)
-    torch.save(inputs, tmp_path / "inputs.pt")
-    args = [str(tmp_path), str(tmp_path / "inputs.pt"), str(tmp_path / "out.pt")]
-    done = subprocess.run([sys.executable, "-I", "-c", _RUN, *args], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    for got in torch.load(tmp_path / "out.pt"):  # the torch.export program, then model.py
+    for kind, class_name in (("pt2", ""), ("py", "Routed")):
+        [got] = run_fresh(kind, tmp_path / kind, class_name, inputs, tmp_path)
         torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)

@@ -125,6 +125,14 @@ def test_telling_a_point_outside_the_space_raises(name: str) -> None:
         searcher.tell({"linear.out": 12}, 1.0)
 
 
+def test_the_registry_holds_the_searchers_the_language_names() -> None:
+    """`search { searcher = … }` and --searcher accept exactly the searchers a plan builds."""
+    from archc.dsl import fields
+    from archc.search.plan import MULTI_SEARCHERS  # here: plan imports torch (the tasks)
+    assert set(SEARCHERS).isdisjoint(MULTI_SEARCHERS)
+    assert set(SEARCHERS) | set(MULTI_SEARCHERS) == set(fields.SEARCHERS)
+
+
 def test_searching_does_not_import_torch() -> None:
     here = Path(__file__).resolve().parent
     code = textwrap.dedent(f"""

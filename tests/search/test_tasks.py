@@ -11,6 +11,7 @@ import torch
 from archc.errors import ArchError
 from archc.search import tasks
 from archc.search.tasks import get_task
+from archc.search.tasks_base import stratified
 
 
 def test_digits_shapes_and_range() -> None:
@@ -38,7 +39,7 @@ def test_digits_split_is_deterministic_disjoint_and_stratified() -> None:
 
 def test_split_indices_are_disjoint_and_cover() -> None:
     labels = tasks.np.repeat(tasks.np.arange(10), 17)
-    parts = tasks._stratified(labels, (0.6, 0.2, 0.2), seed=0)
+    parts = stratified(labels, (0.6, 0.2, 0.2), seed=0)
     joined = tasks.np.concatenate(parts)
     assert sorted(joined.tolist()) == list(range(len(labels)))
 
