@@ -32,7 +32,7 @@ small `mlp` experts are padded to the largest group, which depends on the routin
 
 from __future__ import annotations
 
-import math
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from archc.dsl import ir
@@ -42,7 +42,7 @@ from archc.library.tensor import Hyperparams, ShapeError, TensorType
 if TYPE_CHECKING:
     from torch import nn
 
-__all__: list[str] = []
+__all__ = ["capacity_rows"]
 
 _CITE = ("Xue et al., Go Wider Instead of Deeper (WideNet), AAAI 2022, arXiv 2107.11817; "
          "SqrtGate: HyperP, arXiv 2603.28743")
@@ -89,7 +89,7 @@ class Moe:
     @staticmethod
     def flops(h: Hyperparams, x: TensorType) -> int:
         t = x.positions
-        rows = h.experts * min(math.floor(t * h.capacity * h.top_k / h.experts), t) \
+        rows = h.experts * min(capacity_rows(t, h.capacity, h.top_k, h.experts), t) \
             if h.capacity > 0 else h.top_k * t
         return _fixed_flops(h, x) + rows * _row_flops(h, x)
 
@@ -153,3 +153,17 @@ def _row_flops(h: Hyperparams, x: TensorType) -> int:
     """One expert on one token."""
     name, eh = _expert(h)
     return _rules(name).flops(eh, _token(x))
+
+
+def capacity_rows(tokens: Any, capacity: float, top_k: int, experts: int) -> Any:
+    """⌊tokens·capacity·k / e⌋, before the cap at `tokens`: the rows each expert may take.
+    The capacity is read as the decimal the spec wrote (Fraction("1.2") is 6/5, while
+    Fraction(1.2) is the binary 1.19999…, which would give 5 rows where 6 are meant), and the
+    arithmetic is on integers, so `tokens` may be a symbolic batch size under torch.export.
+    The cost rule and the module (`moe_modules.Moe`) both call this.
+
+    >>> capacity_rows(20, 1.2, 1, 4), capacity_rows(10, 0.3, 1, 3)
+    (6, 1)
+    """
+    ratio = Fraction(str(capacity)) * top_k / experts
+    return tokens * ratio.numerator // ratio.denominator

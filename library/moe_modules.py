@@ -43,11 +43,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from fractions import Fraction
 
 import torch
 from torch import nn
 
+from archc.library.moe import capacity_rows
 from archc.library.standard_modules import ACTIVATION_MODULES, activate
 
 __all__ = ["Moe", "ExpertMlps", "route", "balance_loss"]
@@ -249,12 +249,12 @@ class Moe(nn.Module):
 
     def _limit(self, n: int) -> int | None:
         """The capacity C = ⌊N·capacity·k / e⌋ (at most N: an expert is chosen once per
-        token), or None without a limit. Integer arithmetic on an exact fraction, so an
-        exported program keeps it symbolic in the batch size."""
+        token), or None without a limit; `moe.capacity_rows`, as the cost rule counts it
+        (the capacity read as the decimal the spec wrote, integer arithmetic, so an exported
+        program keeps it symbolic in the batch size)."""
         if self.capacity <= 0:
             return None
-        ratio = Fraction(self.capacity) * self.top_k / self.e
-        return torch.sym_min(n * ratio.numerator // ratio.denominator, n)
+        return torch.sym_min(capacity_rows(n, self.capacity, self.top_k, self.e), n)
 
     def _exact_rows(self, tokens: torch.Tensor, order: torch.Tensor, gates: torch.Tensor,
                     sizes: list[int]) -> torch.Tensor:

@@ -6,6 +6,7 @@ generic loop over experts, the aux-loss channel, eval determinism and located us
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 
 import archc
 from archc.errors import ArchError
+from archc.library.moe import capacity_rows
 from archc.library.moe_modules import ExpertMlps, Moe, balance_loss, route
 from archc.library.standard_modules import Mlp
 
@@ -45,7 +47,8 @@ def _naive(moe: Moe, x: torch.Tensor) -> tuple[torch.Tensor, int]:
     a slot of their expert while it has fewer than C tokens (WideNet's rule)."""
     tokens = x.reshape(-1, moe.d)
     n = len(tokens)
-    capacity = math.floor(n * moe.capacity * moe.top_k / moe.e) if moe.capacity else n
+    capacity = (math.floor(Decimal(str(moe.capacity)) * n * moe.top_k / moe.e)
+                if moe.capacity else n)  # the decimal the spec wrote, exactly
     used, dropped, out = [0] * moe.e, 0, torch.zeros_like(tokens)
     for t, token in enumerate(tokens):
         logits = moe.router.weight @ token
@@ -88,6 +91,23 @@ def test_capacity_drops_later_tokens_first_whatever_their_choice(e: int, k: int,
     want, dropped = _naive(moe, x)
     torch.testing.assert_close(moe(x), want, **TOL)
     assert dropped > 0 and moe.last_dropped == dropped
+
+
+@pytest.mark.parametrize(("capacity", "n", "k", "e"), [(1.2, 20, 1, 4), (0.3, 10, 1, 3),
+                                                        (0.7, 30, 1, 7), (1.25, 16, 2, 5)])
+def test_the_capacity_is_the_decimal_the_spec_wrote(capacity: float, n: int, k: int,
+                                                    e: int) -> None:
+    """C = ⌊N·capacity·k / e⌋ for the decimal value: the binary 1.2 is 1.1999…, whose product
+    floors one row short (5 instead of 6 at N = 20, e = 4). The module and the cost rule agree."""
+    want = math.floor(Decimal(str(capacity)) * n * k / e)
+    moe = _moe(e=e, k=k, capacity=capacity, seed=e)
+    assert moe._limit(n) == want == capacity_rows(n, capacity, k, e)
+    with torch.no_grad():  # unbalanced routing, so the busiest expert overflows
+        moe.router.weight.add_(torch.linspace(0, 2, e, dtype=torch.float64)[:, None])
+    x = torch.randn(1, n, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    expected, dropped = _naive(moe, x)
+    torch.testing.assert_close(moe(x), expected, **TOL)
+    assert moe.last_dropped == dropped
 
 
 def test_a_full_expert_drops_exactly_the_tokens_past_its_capacity() -> None:
