@@ -3,8 +3,10 @@ test split, export one as plain PyTorch. What `archc show`, `archc evaluate` and
 call.
 
 The study carries what is needed to rebuild each trial (stored by `Plan.open` at search time):
-the spec's text, its file name, the task, its data path, the objectives and the budget. So a
-study alone — the SQLite file — is enough; the spec file may have moved or changed since.
+the spec's text, its file name and folder, the task, its data path, the objectives and the
+budget. So a study alone — the SQLite file — is enough; the spec file may have moved or changed
+since. A spec that imports other files is the exception: only its own text is stored, and its
+imports are read again from the spec's folder (which must still hold them).
 
 Evaluation protocol (DESIGN.md §7): the search only ever scored the validation split with
 seeds `seed + trial number`; `evaluate` retrains each chosen point on `EVAL_SEEDS` (fresh seeds
@@ -58,7 +60,8 @@ class Search:
         if "spec" not in attrs:
             raise ArchError(f"study '{study.study_name}' holds no spec",
                             hint="it was not made by `archc search` (or by an older archc)")
-        space = archc.loads(attrs["spec"], name=attrs.get("spec_name") or "<study spec>")
+        space = archc.loads(attrs["spec"], name=attrs.get("spec_name") or "<study spec>",
+                            base=attrs.get("spec_dir") or ".")  # what its imports are relative to
         objectives = from_stored(attrs.get("objectives"))
         task = attrs.get("task") or str(SEARCH_FIELDS["task"].default)
         return cls(study, space, objectives, task, attrs.get("data"), attrs.get("epochs"),

@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any, cast
 
 from archc.dsl import fields
@@ -84,7 +85,8 @@ class Plan:
 
     def open(self) -> optuna.Study:
         """The study, created or resumed, with this plan's pruner and directions; the spec
-        and task are stored as study attributes for `evaluate` and `export`. Resuming with an
+        and task are stored as study attributes for `evaluate` and `export` (with the spec's
+        folder, which the files it imports are relative to). Resuming with an
         edited spec replaces the stored one: `spec_changed_after` then holds how many trials
         the earlier spec made (each trial keeps its own spec hash), so the CLI can say so."""
         directions = [o.direction for o in self.objectives]
@@ -100,7 +102,9 @@ class Plan:
         made = len(study.get_trials(deepcopy=False))
         changed = made > 0 and earlier is not None and earlier != self.spec_text
         study.set_user_attr("spec_changed_after", made if changed else None)
+        source = Path(self.spec_name)
         attrs = {"spec": self.spec_text, "spec_name": self.spec_name, "task": self.task_name,
+                 "spec_dir": str(source.resolve().parent) if source.is_file() else None,
                  "data": self.data, "objectives": [str(o) for o in self.objectives],
                  "epochs": self.epochs, "seconds": self.seconds, "steps": self.steps,
                  "threads": self.threads}

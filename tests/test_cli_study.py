@@ -182,3 +182,19 @@ def test_a_decision_whose_domain_changed_is_refused_before_a_trial_opens(
     assert "--study NAME" in edited.output
     trials = optuna.load_study(study_name="tiny", storage=url).trials
     assert len(trials) == 2 and all(t.state == TrialState.COMPLETE for t in trials)
+
+
+def test_a_study_whose_spec_imports_a_file_is_shown_from_anywhere(tmp_path: Path) -> None:
+    """The stored spec's imports resolve against the spec's own folder, not the folder
+    `archc show / evaluate / export` happen to run in."""
+    url = f"sqlite:///{tmp_path / 'archc.db'}"
+    (tmp_path / "blocks.arch").write_text("def widen = conv2d(choice(8, 16), k = 3)\n")
+    spec = tmp_path / "tiny.arch"
+    spec.write_text('import "blocks.arch"\n' + SPEC.replace("conv2d(choice(8, 16), k = 3)",
+                                                           "widen"))
+    assert cli("search", str(spec), "--trials", "1", "--storage", url).exit_code == 0
+    assert Path.cwd() != tmp_path  # the runner's folder: "blocks.arch" is not there
+    shown = cli("show", "tiny", "--storage", url)
+    assert shown.exit_code == 0, shown.output
+    assert "study tiny: 1 trials" in shown.stdout
+
