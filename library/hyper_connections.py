@@ -187,7 +187,7 @@ def site_flops(mix: str, mix_hp: Mapping[str, Any], streams: int, dim: int, toke
     Sinkhorn, softmax, solves, Kronecker products and the depth connection's broadcast
     multiply-add H_post ⊗ y are pointwise or uncounted). The width connection is two bmms,
     H_pre (1×n) and H_res (n×n) over the streams; the manifold mixes add their logit projection
-    (and mhc_lite its permutation mix, shc its rotations).
+    (and mhc_lite its permutation mix, kromhc its factor-choice mix, shc its rotations).
 
     >>> site_flops("hc", {}, 4, 256, 10)  # 10 · 2·n·d·(1 + n)
     102400
@@ -199,7 +199,9 @@ def site_flops(mix: str, mix_hp: Mapping[str, Any], streams: int, dim: int, toke
         return tokens * (width + dynamic)
     project = 2 * n * d * (2 * n + r)
     build = {"mhc_lite": 2 * r * n * n,  # softmax weights @ the (n!, n²) permutations
-             "shc": 2 * ((n - 1) ** 3 + n * (n - 1) ** 2 + n * n * (n - 1))}.get(mix, 0)
+             "kromhc": 2 * n ** 3 if n > 1 else 0,  # n factor-choice weights @ (n, n²) basis
+             "shc": 2 * ((n - 1) ** 3 + (n - 1) ** 2 * n * n)  # core, then U_z ⊗ U_z
+             + (4 * (n - 1) ** 3 if 1 < n <= 4 else 0)}.get(mix, 0)  # closed-form Cayley: A·A
     return tokens * (width + project + build)
 
 

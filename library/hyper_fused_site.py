@@ -121,7 +121,7 @@ def _project_backward(kind: str, grad_h: Tensor, grad: Tensor, flat: Tensor, pro
         coef = -(grad * projected).sum(-1, keepdim=True) * inv.square() / (n * d)  # (B, 1)
         rows = grad_h.view(batch, n * d)
         rows.addmm_(scaled, proj.T).addcmul_(coef, flat.view(batch, n * d))
-        return flat.view(batch, n * d).T @ scaled
+        return _weight_grad(scaled, flat.view(batch, n * d))
     # out = x̂·W, x̂ = (h - μ)·r: ∂h = r·(∂x̂ - mean(∂x̂) - x̂·mean(∂x̂·x̂)) with ∂x̂ = ∂out·Wᵀ,
     # mean(∂x̂) = ∂out·mean_d(Wᵀ) and mean(∂x̂·x̂) = ∂out·out/d: rank-c terms and two scalars
     rows = scaled.reshape(-1, scaled.shape[-1])  # (B·n, c)
@@ -130,7 +130,15 @@ def _project_backward(kind: str, grad_h: Tensor, grad: Tensor, flat: Tensor, pro
     grad_h.view(-1, d).addmm_(torch.cat((rows, shift.view(-1, 1)), 1),
                               torch.cat((proj.T, proj.new_ones(1, d))))
     grad_h.addcmul_(b * inv, flat)
-    return flat.view(-1, d).T @ rows - torch.outer(proj.new_ones(d), (mean * scaled).sum((0, 1)))
+    return (_weight_grad(rows, flat.view(-1, d))
+            - torch.outer(proj.new_ones(d), (mean * scaled).sum((0, 1))))
+
+
+def _weight_grad(grad: Tensor, inputs: Tensor) -> Tensor:
+    """inputsᵀ·grad, (in, c), for inputs (N, in) and a narrow grad (N, c), computed as
+    (gradᵀ·inputs)ᵀ: with c a few dozen columns and N thousands of rows, that orientation of the
+    GEMM takes half the time or less on CPU (benchmarks/RESULTS.md, the third pass)."""
+    return (grad.T @ inputs).T.contiguous()
 
 
 def fused_site(h: Tensor, proj: Tensor, kind: str, maps: Maps, params: Sequence[Tensor]

@@ -40,17 +40,33 @@ def birkhoff(logits: Tensor, perms: Tensor) -> Tensor:
 def kron_factors(logits: Tensor) -> Tensor:
     """KromHC: H_res = U₁ ⊗ … ⊗ U_K from logits (..., 2K), a pair [identity, swap] per factor;
     U_k = [[p, 1-p], [1-p, p]] with (p, 1-p) = softmax(pair). Factor 1 is the outermost (stream
-    index Σ_k j_k 2^(K-k)). K = 0 (one stream) gives [[1]]."""
-    weights = torch.softmax(logits.unflatten(-1, (-1, 2)), -1)  # (..., K, 2)
-    keep, swap = weights[..., 0], weights[..., 1]
-    factors = torch.stack((keep, swap, swap, keep), -1).unflatten(-1, (2, 2))  # (..., K, 2, 2)
-    out = logits.new_ones(*logits.shape[:-1], 1, 1)
-    for k in range(factors.shape[-3]):
-        u = factors[..., k, :, :]
-        m = out.shape[-1]
-        out = (out[..., :, None, :, None] * u[..., None, :, None, :]).reshape(
-            *out.shape[:-2], 2 * m, 2 * m)
-    return out
+    index Σ_k j_k 2^(K-k)). K = 0 (one stream) gives [[1]].
+
+    Each factor is p·I + (1-p)·S (S the 2×2 swap), and the Kronecker product is multilinear, so
+    H_res = Σ_s w_s·B_s over the 2^K choices s of I or S per factor, with w_s the product of the
+    chosen weights and B_s the Kronecker product of the chosen matrices: K - 1 outer products of
+    weight pairs and one (..., 2^K) × (2^K, n²) matmul with a constant, as `birkhoff` does (less
+    than half the time of K batched Kronecker products of (..., 2, 2) factors, backward
+    included). Exact: the same sum, in another order."""
+    pairs = logits.unflatten(-1, (-1, 2))  # (..., K, 2)
+    count = pairs.shape[-2]
+    if count == 0:
+        return logits.new_ones(*logits.shape[:-1], 1, 1)
+    weights = torch.softmax(pairs, -1)
+    coefficients = weights[..., 0, :]  # (..., 2^k) after k factors, factor 1 outermost
+    for k in range(1, count):
+        coefficients = (coefficients[..., :, None] * weights[..., k, None, :]).flatten(-2)
+    n = 2 ** count
+    return (coefficients @ _kron_basis(count, logits)).unflatten(-1, (n, n))
+
+
+def _kron_basis(count: int, like: Tensor) -> Tensor:
+    """(n, n²), n = 2^K: row s is vec(B_s). Entry (i, j) of a Kronecker product of K 2×2 factors
+    reads, in factor k, the pair of bits k of i and j, and I or the swap takes it where those
+    bits are equal or differ: so B_s[i, j] = 1 exactly when i XOR j = s."""
+    index = torch.arange(2 ** count, device=like.device)
+    choice = index[:, None] ^ index[None, :]  # (n, n): s at (i, j)
+    return (choice == index[:, None, None]).flatten(-2).to(like.dtype)
 
 
 def helmert(n: int, like: Tensor) -> Tensor:
@@ -78,14 +94,24 @@ def spectral_sphere(logits: Tensor, gammas: Tensor, n: int) -> Tensor:
     rot_v = _cayley(gammas[1] * torch.tanh(logits[..., k:2 * k]), m)
     values = torch.tanh(logits[..., 2 * k:])  # (..., n-1) in (-1, 1)
     core = (rot_u * values[..., None, :]) @ rot_v.transpose(-1, -2)  # (..., n-1, n-1)
-    return (basis @ core) @ basis.T + 1 / n
+    # U_z·core·U_zᵀ = vec⁻¹((U_z ⊗ U_z)·vec core): one (..., m²) × (m², n²) matmul
+    return (core.flatten(-2) @ torch.kron(basis, basis).T).unflatten(-1, (n, n)) + 1 / n
 
 
 def _cayley(upper: Tensor, m: int) -> Tensor:
-    """(I + A)⁻¹(I - A) for the skew-symmetric A with strict upper triangle `upper` (..., k)."""
+    """(I + A)⁻¹(I - A) for the skew-symmetric A with strict upper triangle `upper` (..., k).
+
+    For m ≤ 3 (up to four streams) in closed form: such an A satisfies A³ = -θ²·A with
+    θ² = Σ upper² (A is the cross-product matrix of a 3-vector, or a 2×2 rotation generator),
+    so (I + A)⁻¹ = I - (A - A²)/(1 + θ²) and the Cayley map is I - 2·(A - A²)/(1 + θ²) — one
+    small matmul where a batched solve and its backward cost several times more. Larger m take
+    the solve."""
     rows, cols = torch.triu_indices(m, m, 1, device=upper.device)
     skew = upper.new_zeros(*upper.shape[:-1], m, m)
     skew[..., rows, cols] = upper
     skew = skew - skew.transpose(-1, -2)
     eye = torch.eye(m, dtype=upper.dtype, device=upper.device)
+    if m <= 3:
+        scale = 2 / (1 + upper.square().sum(-1))  # (...,)
+        return eye - scale[..., None, None] * (skew - skew @ skew)
     return torch.linalg.solve(eye + skew, eye - skew)

@@ -1,10 +1,11 @@
-"""Sinkhorn-Knopp in the log domain, as one autograd Function with its exact backward.
+"""Sinkhorn-Knopp, stabilised in the log domain, as one autograd Function with its exact backward.
 
 mHC (arXiv 2512.24880, Eq. 9) makes H_res doubly stochastic by alternately normalising the
 columns and the rows of M⁽⁰⁾ = exp(logits), `iters` times, rows last. In the log domain each
 normalisation subtracts a logsumexp, L ← L - lse(L) over one axis, which never overflows; only
-the first two need lse's shift by the maximum (`_iterates` proves why), so a later step is four
-small ops, and the exponentials it takes are the softmaxes the backward needs.
+the first two need lse's shift by the maximum (`_iterates` proves why), and after them a step
+is a division of the previous softmax by its sums (two small ops), whose results are the
+softmaxes the backward needs.
 
 The backward is the exact gradient of the unrolled iterations, not an implicit (fixed-point)
 approximation: a step L' = L - lse(L) along an axis has the vector-Jacobian product
@@ -52,9 +53,11 @@ def _iterates(log: Tensor, iters: int) -> list[Tensor]:
     them no step needs it: every entry is ≤ 0 (the previous step normalised its axis) and every
     line about to be normalised holds an entry ≥ -2·log n (the line's largest entry before the
     previous step was ≥ -log n, and that step subtracted at most log n), so each sum of
-    exponentials lies in [1/n², n] — no overflow, no underflow, for any finite logits. Each
-    later step is then sum, log, subtract, exp, and the exponentials it sums are the previous
-    iterate's softmax, which the backward needs anyway: nothing is exponentiated twice."""
+    exponentials lies in [1/n², n] — no overflow, no underflow, for any finite logits. A later
+    step therefore needs no logarithm at all: exp(L - log Σ exp L) = exp(L) / Σ exp L, so it
+    divides the previous iterate's softmax (which the backward saves anyway) by its sums, two
+    small ops where the log domain takes four (sum, log, subtract, exp). Rounding: one division
+    per entry and step, relative, as the log domain's exp of a rounded L is."""
     steps = []  # each step appends its iterate's softmax exp(L)
     for step in range(2 * iters):
         axis = _ROWS if step % 2 else _COLUMNS
@@ -62,11 +65,12 @@ def _iterates(log: Tensor, iters: int) -> list[Tensor]:
             shifted = log - log.amax(axis, keepdim=True)
             exp = shifted.exp()
             total = exp.sum(axis, keepdim=True)
-            log = shifted - total.log()
+            if step == 0:  # the second step stabilises from the first one's logarithms
+                log = shifted - total.log()
             steps.append(exp.div_(total))
-        else:  # the sum of exponentials is the previous step's softmax, summed
-            log.sub_(steps[-1].sum(axis, keepdim=True).log_())
-            steps.append(log.exp())
+        else:  # exp(L - log Σ exp L) = exp(L) / Σ exp L: divide the previous softmax
+            previous = steps[-1]
+            steps.append(previous / previous.sum(axis, keepdim=True))
     return steps
 
 
@@ -90,9 +94,9 @@ class Sinkhorn(torch.autograd.Function):
         steps = ctx.saved_tensors
         n = grad.shape[-1]
         g = grad.reshape(-1, n, n).permute(1, 2, 0).contiguous() * steps[-1]  # the final exp
-        for i in reversed(range(len(steps))):
+        for i in reversed(range(len(steps))):  # g is this Function's own buffer: in place
             axis = _ROWS if i % 2 else _COLUMNS
-            g = torch.addcmul(g, steps[i], g.sum(axis, keepdim=True), value=-1)
+            g.addcmul_(steps[i], g.sum(axis, keepdim=True), value=-1)
         return g.permute(2, 0, 1).contiguous().reshape(ctx.shape), None
 
 

@@ -14,7 +14,7 @@ from archc.library.hyper_connections_modules import (
     depth_connection,
     expand_streams,
 )
-from archc.library.hyper_maps import permutation_matrices
+from archc.library.hyper_maps import _cayley, kron_factors, permutation_matrices
 from archc.library.hyper_sinkhorn import column_error_bound, sinkhorn
 
 D = 8
@@ -71,6 +71,39 @@ def test_permutations_are_distinct_and_identity_first() -> None:
     assert len({tuple(p.flatten().tolist()) for p in perms}) == 24
     for p, order in zip(perms, itertools.permutations(range(4)), strict=True):
         assert all(p[i, order[i]] == 1 for i in range(4))
+
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_kron_factors_equal_the_chained_kronecker_product(count: int) -> None:
+    """The factor-choice mix against torch.kron of the factors, outermost first, n = 2, 4, 8."""
+    logits = 3 * torch.randn(6, 2 * count, dtype=torch.float64,
+                             generator=torch.Generator().manual_seed(count))
+    pairs = torch.softmax(logits.unflatten(-1, (count, 2)), -1)  # (6, K, 2): keep, swap
+    for token, got in zip(pairs, kron_factors(logits), strict=True):
+        expected = torch.ones(1, 1, dtype=torch.float64)
+        for keep, swap in token:
+            expected = torch.kron(expected, torch.stack((torch.stack((keep, swap)),
+                                                         torch.stack((swap, keep)))))
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5])
+def test_cayley_rotation_is_the_solve_and_orthogonal(m: int) -> None:
+    """m ≤ 3 takes the closed form I - 2(A - A²)/(1 + θ²), larger m the solve: both are
+    (I + A)⁻¹(I - A) (checked against an explicit inverse) and orthogonal, entries up to ±5."""
+    k = m * (m - 1) // 2
+    upper = 5 * torch.randn(50, k, dtype=torch.float64, generator=torch.Generator().manual_seed(m))
+    rows, cols = torch.triu_indices(m, m, 1)
+    skew = torch.zeros(50, m, m, dtype=torch.float64)
+    skew[:, rows, cols] = upper
+    skew = skew - skew.transpose(-1, -2)
+    eye = torch.eye(m, dtype=torch.float64)
+    rotation = _cayley(upper, m)
+    torch.testing.assert_close(rotation, torch.linalg.inv(eye + skew) @ (eye - skew),
+                               rtol=0, atol=1e-12)
+    torch.testing.assert_close(rotation @ rotation.transpose(-1, -2), eye.expand(50, m, m),
+                               rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5])
