@@ -18,12 +18,14 @@ import sys
 import time
 from pathlib import Path
 
+from bench_args import positive
+
 SPEC = Path(__file__).parent / "specs" / "large_300.arch"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--runs", type=positive, default=20)
     args = parser.parse_args()
     archc = shutil.which("archc") or sys.exit("archc is not installed (pip install -e .)")
     commands = {

@@ -16,6 +16,7 @@ import argparse
 import math
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +29,9 @@ from archc.compiler.cost import cost
 from archc.compiler.decode import decode
 from archc.compiler.identity import prune
 from archc.compiler.lower import lower
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when a test imports this file
+from bench_args import positive
 
 SPEC = Path(__file__).parent / "specs" / "transformer24.arch"
 VOCAB, T, D, HEADS, LAYERS = 256, 64, 256, 8, 24
@@ -78,7 +82,7 @@ def by_archc(space: archc.Space) -> fx.GraphModule:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--runs", type=positive, default=10)
     args = parser.parse_args()
     torch.manual_seed(0)
     space = archc.load(SPEC)

@@ -34,6 +34,7 @@ import archc.library.hyper_connections_modules as modules
 from archc.library.hyper_connections_modules import Connection, depth_connection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "library"))
+from bench_args import positive
 from hyper_plain import PlainConnection, plain_depth_connection
 
 B, T, N, D = 8, 256, 4, 256
@@ -148,8 +149,8 @@ def plain_table(repeats: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--plain-repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=positive, default=15)
+    parser.add_argument("--plain-repeats", type=positive, default=3)
     args = parser.parse_args()
     torch.set_num_threads(2)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "

@@ -40,6 +40,7 @@ import archc
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "library"))
+from bench_args import positive  # noqa: E402
 from hyper_plain import PlainConnection, plain_depth_connection  # noqa: E402
 
 MIXES = {"hc (static)": "hc", "hc (dynamic)": "hc(dynamic = true)", "mhc": "mhc",
@@ -130,10 +131,10 @@ def fused_table(repeats: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="rounds for table 1")
-    parser.add_argument("--plain-repeats", type=int, default=3, help="rounds for table 2")
+    parser.add_argument("--repeats", type=positive, default=5, help="rounds for table 1")
+    parser.add_argument("--plain-repeats", type=positive, default=3, help="rounds for table 2")
     parser.add_argument("--out", type=Path, help="append the tables to this markdown file")
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--threads", type=positive, default=2, help="torch intra-op threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

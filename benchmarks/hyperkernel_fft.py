@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from bench_args import positive
 
 from archc.library.hyper_kernels_modules import direct_conv, fft_conv
 
@@ -47,11 +48,11 @@ def _seconds(run: Callable[[Conv, torch.Tensor, torch.Tensor], None], conv: Conv
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--length", type=int, default=4096)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--channels", type=int, default=8)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--length", type=positive, default=4096)
+    parser.add_argument("--batch", type=positive, default=4)
+    parser.add_argument("--channels", type=positive, default=8)
+    parser.add_argument("--runs", type=positive, default=5)
+    parser.add_argument("--threads", type=positive, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)

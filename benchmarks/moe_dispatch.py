@@ -11,6 +11,10 @@ for each expert, find its tokens (`nonzero`), run the expert on them, add the ga
 back — computed with the SAME stacked weights and router, so both give the same output
 (checked). Both are timed forward only (inference) and forward + backward (training),
 interleaved in one process; the table gives medians and the loop's time over archc's.
+A third column times the expert GEMMs alone (`expert_gemms_only`). Where the experts are large
+(e = 8: one GEMM per expert and layer in every method) the loop's time over theirs is the most
+any dispatch can gain on this machine; with many small experts archc's batched matmuls beat
+one GEMM call per expert, so there it bounds nothing.
 A second shape with many small experts (e = 64, hidden d/4) shows where the per-expert loop's
 overhead, rather than the matmuls, dominates. Target (issue 6): ≥ 3× faster at e = 8.
 
@@ -32,6 +36,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from bench_args import positive
 
 from archc.library.moe_modules import ExpertMlps, Moe, route
 
@@ -52,6 +57,27 @@ def loop_over_experts(moe: Moe, x: torch.Tensor) -> torch.Tensor:
     return out.reshape(x.shape)
 
 
+def expert_gemms_only(moe: Moe, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The work no dispatch can avoid: each expert's MLP on exactly its rows, gathered once
+    beforehand, with its own leaf weights (no routing, no gathers, no scatter, no indexing of the
+    stacked weights). For large experts, the loop's time over this bounds any dispatch's gain."""
+    tokens = x.reshape(-1, moe.d)
+    with torch.no_grad():
+        experts, _ = route(moe.router(tokens).float(), moe.top_k, moe.gate)
+    m = moe.experts
+    rows = [tokens[(experts == i).nonzero(as_tuple=True)[0]].clone().requires_grad_()
+            for i in range(moe.e)]
+    weights = [tuple(w[i].detach().clone().requires_grad_()
+                     for w in (m.w_up, m.b_up, m.w_down, m.b_down)) for i in range(moe.e)]
+
+    def run(_: torch.Tensor) -> torch.Tensor:
+        outs = [F.gelu(r @ w_up + b_up[0]) @ w_down + b_down[0]
+                for r, (w_up, b_up, w_down, b_down) in zip(rows, weights, strict=True)
+                if len(r)]
+        return torch.cat(outs)
+    return run
+
+
 # `cpu` is the process's CPU time (every thread's): steadier than wall time when other work
 # shares the machine, and equal to it for one uncontended thread.
 _CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -70,8 +96,8 @@ def _time(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, backward:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=9)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=positive, default=9)
+    parser.add_argument("--threads", type=positive, default=2)
     parser.add_argument("--clock", choices=tuple(_CLOCKS), default="wall",
                         help="wall time, or the process's CPU time (steadier on a busy machine)")
     args = parser.parse_args()
@@ -80,8 +106,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{args.threads} threads, {args.clock} clock, {args.repeats} interleaved repeats "
           "(medians)\n")
-    print("| experts × hidden | pass | archc dispatch ms | loop over experts ms | loop / archc |")
-    print("|---|---|---|---|---|")
+    print("| experts × hidden | pass | archc dispatch ms | loop over experts ms | loop / archc "
+          "| expert GEMMs alone ms | loop / GEMMs alone |")
+    print("|---|---|---|---|---|---|---|")
     for e, hidden in ((8, 4 * D), (64, D // 4)):
         torch.manual_seed(0)
         moe = Moe(D, e, 2, ExpertMlps(e, D, hidden, "gelu", 0.0, True), None, 0.0, "softmax",
@@ -90,24 +117,26 @@ def main() -> None:
         with torch.no_grad():
             torch.testing.assert_close(moe(x), loop_over_experts(moe, x), rtol=1e-4, atol=1e-5)
         loop = functools.partial(loop_over_experts, moe)
+        floor = expert_gemms_only(moe, x)
         for backward in (False, True):
-            ours, theirs = _compare(moe, loop, x, backward, args.repeats, clock)
+            ours, theirs, least = _compare((moe, loop, floor), x, backward, args.repeats, clock)
             what = "forward + backward" if backward else "forward"
             print(f"| {e} × {hidden} | {what} | {1e3 * ours:.1f} | {1e3 * theirs:.1f} | "
-                  f"{theirs / ours:.2f} |")
+                  f"{theirs / ours:.2f} | {1e3 * least:.1f} | {theirs / least:.2f} |")
 
 
-def _compare(moe: Moe, loop: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-             backward: bool, repeats: int, clock: Callable[[], float]) -> tuple[float, float]:
-    """Median seconds of archc's moe and of the loop, timed one after the other per repeat."""
-    _time(moe, x, backward, clock)  # warm up
-    _time(loop, x, backward, clock)
-    ours, theirs = [], []
+def _compare(runs: tuple[Callable[[torch.Tensor], torch.Tensor], ...], x: torch.Tensor,
+             backward: bool, repeats: int, clock: Callable[[], float]) -> tuple[float, ...]:
+    """Median seconds of each run (archc's moe, the loop, the GEMMs alone), interleaved."""
+    moe = runs[0]
+    for run in runs:  # warm up
+        _time(run, x, backward, clock)
+    times: list[list[float]] = [[] for _ in runs]
     for _ in range(repeats):
-        ours.append(_time(moe, x, backward, clock))
-        theirs.append(_time(loop, x, backward, clock))
-        moe.aux_loss()  # forget the recorded balance losses
-    return statistics.median(ours), statistics.median(theirs)
+        for run, own in zip(runs, times, strict=True):
+            own.append(_time(run, x, backward, clock))
+        moe.aux_loss()  # type: ignore[attr-defined]  # forget the recorded balance losses
+    return tuple(statistics.median(own) for own in times)
 
 
 if __name__ == "__main__":

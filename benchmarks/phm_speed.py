@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from bench_args import positive
 from torch import nn
 
 from archc.library.phm_modules import PhmConv, PhmLinear
@@ -70,8 +71,8 @@ def _step(layer: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=positive, default=15)
+    parser.add_argument("--threads", type=positive, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "

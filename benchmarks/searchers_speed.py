@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 
+from bench_args import positive
 from threadpoolctl import threadpool_limits
 
 import archc
@@ -69,9 +70,9 @@ def measure(space: archc.Space, history: int, rounds: int, tpe_rounds: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--history", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--tpe-rounds", type=int, default=5)
+    parser.add_argument("--history", type=positive, default=1000)
+    parser.add_argument("--rounds", type=positive, default=30)
+    parser.add_argument("--tpe-rounds", type=positive, default=5)
     parser.add_argument("--spaces", nargs="+", default=["nb201", "digits_cnn"],
                         choices=sorted(SPACES))
     args = parser.parse_args()
