@@ -4,6 +4,9 @@ model.py may import only torch and the standard library, so anything else it use
 source. `Names.of(obj)` gives the name `obj` has in model.py and records what makes it exist:
 
 - a module, class or function of torch or the standard library → an import line;
+- a module of archc's that model.py cannot carry (the native kernels of `hyper_native`) → the
+  source of the class it names `EXPORT_STAND_IN`, which answers its callers' questions so that
+  they take their torch path;
 - a builtin → nothing;
 - any other class or function (archc's own module classes and helpers) → its source, copied
   with `inspect.getsource`, after everything its free names refer to (dependencies first);
@@ -57,6 +60,9 @@ class Names:
         if getattr(builtins, wanted, None) is obj and wanted not in self.bound:
             return wanted
         if isinstance(obj, types.ModuleType):
+            stand_in = getattr(obj, "EXPORT_STAND_IN", None)
+            if stand_in is not None and not _allowed(obj.__name__):
+                return self.of(stand_in, wanted, user)
             return self._import_module(obj, wanted, user)
         if _is_literal(obj):
             return self._assign(obj, wanted, literal(obj))

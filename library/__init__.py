@@ -12,8 +12,9 @@
 
 The torch side lives beside them and is imported only by `build`: `*_modules.py` (the
 nn.Modules), `hyper_fused`, `hyper_fused_site`, `hyper_sinkhorn` and `hyper_maps` (the
-hyper-connection kernels with hand-written backwards) and `slow_net` (the hyper-kernels'
-coordinate network).
+hyper-connection kernels with hand-written backwards), `hyper_native` (their stream mixing in
+C, compiled on first use, with torch's path wherever it cannot be built) and `slow_net` (the
+hyper-kernels' coordinate network).
 
 Importing this package registers every block and never imports torch, so `archc check` starts
 fast; `REGISTRY` is what the checker resolves block names against.

@@ -85,7 +85,7 @@ class _Site(torch.autograd.Function):
             leaf = projected.view(*lead, *projected.shape[1:]).detach().requires_grad_()
             leaves = [p.detach().requires_grad_(p.requires_grad) for p in params]
             pre, res, post = maps(leaf, *leaves)
-        x, mixed, pre_b, res_b = mix_streams(flat, pre.detach(), res.detach())
+        x, mixed, pre_b, res_b = mix_streams(flat, pre.detach(), res.detach(), native=True)
         ctx.save_for_backward(flat, proj, inv, mean, projected, pre_b, res_b)
         ctx.kind, ctx.h_shape, ctx.graph = kind, h.shape, (leaf, leaves, pre, res, post)
         return x.view(*lead, d), mixed.view(h.shape), post.detach()
@@ -96,7 +96,8 @@ class _Site(torch.autograd.Function):
                  ) -> tuple[Tensor | None, ...]:
         flat, proj, inv, mean, projected, pre_b, res_b = ctx.saved_tensors
         leaf, leaves, pre, res, post = ctx.graph
-        grad_h, grad_pre, grad_res = mix_streams_backward(flat, pre_b, res_b, grad_x, grad_mixed)
+        grad_h, grad_pre, grad_res = mix_streams_backward(flat, pre_b, res_b, grad_x, grad_mixed,
+                                                          native=True)
         wanted = [leaf, *(p for p in leaves if p.requires_grad)]
         outputs = [(out, grad) for out, grad in ((pre, grad_pre.view(pre.shape)),
                                                  (res, grad_res.view(res.shape)),

@@ -1,0 +1,208 @@
+"""Native kernels for the stream mixing of hyper-connection sites, built on first use.
+
+Why: inside a network a site's streams (b, t, n, d) do not fit in cache, so every pass over
+them runs at memory speed. torch's bmm path (`hyper_fused`) makes one pass per matrix
+product: H_pre·h and H_res·h forward, three products for the width backward, two for the
+depth backward. `hyper_native.c` makes one pass per connection and direction, each token's
+n·d numbers staying in L1 while all its products are formed, over torch's OpenMP threads.
+Measured (benchmarks/RESULTS.md, `python benchmarks/hyper_native.py`): the site around an MLP
+and the 12-layer transformer of issue 5, bmm path against these kernels in one process.
+
+Build: the C compiler (`$CC`, else Python's configured CC, else `cc`) with
+`-O3 -march=native -fopenmp -shared -fPIC`, once per source, compiler and CPU, into
+`$ARCHC_CACHE/native` (default `~/.cache/archc/native`); written under a temporary name and
+renamed, so concurrent workers race safely. Anything that goes wrong — no compiler, no OpenMP,
+a second OpenMP runtime in the process (the kernels must share torch's threads, so they link
+libgomp.so.1, the runtime torch's CPU wheels load) — leaves the bmm path in use, with the
+reason in `status()`; it is never an error. `ARCHC_NATIVE=0` keeps the bmm path.
+
+Contract of every kernel: contiguous float32 or float64 CPU tensors of one dtype, streams
+(B, n, d), weights (P, n) or (P, n, n) with P = 1 (shared by every token) or B; per-token
+weight gradients come back per token, (B, n) and (B, n, n). Callers take this path only while
+autograd records (training): without gradients the bmm path runs, so inference equals an
+exported model.py, which carries no native code, bit for bit. `usable(...)` says whether a call
+may take this path: not while torch.compile or torch.export traces (fake tensors have no
+data) or a dispatch mode watches the ops (torch's FlopCounterMode counts the bmm path), not
+for other dtypes or devices.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shlex
+import subprocess
+import sysconfig
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["usable", "status", "width_forward", "width_backward", "depth_forward",
+           "depth_backward", "SOURCE", "ENV", "NoNativeKernels", "EXPORT_STAND_IN"]
+
+SOURCE = Path(__file__).with_name("hyper_native.c")
+ENV = "ARCHC_NATIVE"
+"""Set to 0 to keep torch's bmm path."""
+
+_FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC")
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+_L, _P = ctypes.c_long, ctypes.c_void_p
+_PLAIN = (Tensor, nn.Parameter)  # not FakeTensor, functorch wrappers or other subclasses
+
+
+def status() -> str:
+    """'ready', or why the bmm path is in use."""
+    return _library()[1]
+
+
+def usable(*tensors: Tensor) -> bool:
+    """Whether these tensors may go through the native kernels (see the module docstring)."""
+    if torch.compiler.is_compiling() or _library()[0] is None:
+        return False
+    if torch._C._len_torch_dispatch_stack():  # a mode watching the ops (flop counter, fake…)
+        return False
+    dtype = tensors[0].dtype
+    return dtype in _SUFFIX and all(
+        type(t) in _PLAIN and t.dtype == dtype and t.device.type == "cpu" for t in tensors)
+
+
+def width_forward(flat: Tensor, pre: Tensor, res: Tensor) -> tuple[Tensor, Tensor]:
+    """x = H_pre·h (B, 1, d) and mixed = H_res·h (B, n, d); pre (P, n), res (P, n, n)."""
+    batch, n, d = flat.shape
+    x, mixed = flat.new_empty(batch, 1, d), torch.empty_like(flat)
+    _kernel("width_forward", flat)(_L(batch), _L(n), _L(d), _ptr(flat), _ptr(pre),
+                                   _stride(pre, batch), _ptr(res), _stride(res, batch),
+                                   _ptr(x), _ptr(mixed), _threads())
+    return x, mixed
+
+
+def width_backward(flat: Tensor, pre: Tensor, res: Tensor, grad_x: Tensor, grad_mixed: Tensor
+                   ) -> tuple[Tensor, Tensor, Tensor]:
+    """h's gradient (B, n, d) and the per-token gradients of H_pre (B, n) and H_res (B, n, n)."""
+    batch, n, d = flat.shape
+    grad_h = torch.empty_like(flat)
+    grad_pre, grad_res = flat.new_empty(batch, n), flat.new_empty(batch, n, n)
+    _kernel("width_backward", flat)(_L(batch), _L(n), _L(d), _ptr(flat), _ptr(pre),
+                                    _stride(pre, batch), _ptr(res), _stride(res, batch),
+                                    _ptr(grad_x), _ptr(grad_mixed), _ptr(grad_h),
+                                    _ptr(grad_pre), _ptr(grad_res), _threads())
+    return grad_h, grad_pre, grad_res
+
+
+def depth_forward(mixed: Tensor, post: Tensor, y: Tensor) -> Tensor:
+    """mixed + H_post ⊗ y (B, n, d); post (P, n), y (B, d)."""
+    batch, n, d = mixed.shape
+    out = torch.empty_like(mixed)
+    _kernel("depth_forward", mixed)(_L(batch), _L(n), _L(d), _ptr(mixed), _ptr(post),
+                                    _stride(post, batch), _ptr(y), _ptr(out), _threads())
+    return out
+
+
+def depth_backward(grad: Tensor, post: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """y's gradient H_postᵀ·∂out (B, d) and H_post's per token ∂out·y (B, n)."""
+    batch, n, d = grad.shape
+    grad_y, grad_post = grad.new_empty(batch, d), grad.new_empty(batch, n)
+    _kernel("depth_backward", grad)(_L(batch), _L(n), _L(d), _ptr(grad), _ptr(post),
+                                    _stride(post, batch), _ptr(y), _ptr(grad_y),
+                                    _ptr(grad_post), _threads())
+    return grad_y, grad_post
+
+
+class NoNativeKernels:
+    """`hyper_native` as an exported model.py carries it (compiler/export_sources.py): never
+    usable, so the copied Functions take torch's path."""
+
+    @staticmethod
+    def usable(*tensors: Tensor) -> bool:
+        return False
+
+
+EXPORT_STAND_IN = NoNativeKernels
+
+
+def _ptr(t: Tensor) -> ctypes.c_void_p:
+    assert t.is_contiguous(), "the kernels read contiguous tensors"
+    return _P(t.data_ptr())
+
+
+def _stride(weights: Tensor, batch: int) -> ctypes.c_long:
+    """Numbers between two tokens' weights: 0 for one shared copy, else a token's count."""
+    per_token = weights.shape[0] == batch and batch > 1
+    return _L(weights[0].numel() if per_token else 0)
+
+
+def _threads() -> ctypes.c_int:
+    return ctypes.c_int(torch.get_num_threads())
+
+
+def _kernel(name: str, like: Tensor) -> Callable[..., None]:
+    library = _library()[0]
+    assert library is not None, "callers check usable() first"
+    kernel: Callable[..., None] = getattr(library, f"{name}_{_SUFFIX[like.dtype]}")
+    return kernel
+
+
+@functools.cache
+def _library() -> tuple[ctypes.CDLL | None, str]:
+    """The loaded kernels and 'ready', or None and why not; built at most once a process."""
+    if os.environ.get(ENV, "1").strip() == "0":
+        return None, f"turned off by {ENV}=0"
+    compiler = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
+    try:
+        path = _build(compiler)
+        library = ctypes.CDLL(str(path))
+    except subprocess.CalledProcessError as error:
+        said = (error.stderr or b"").decode(errors="replace").strip().splitlines()
+        return None, f"not built: {shlex.join(compiler)} exited {error.returncode}" + (
+            f": {said[-1]}" if said else "")
+    except (OSError, subprocess.SubprocessError) as error:
+        return None, f"not built: {error}"
+    runtimes = _openmp_runtimes()
+    if len(runtimes) > 1:
+        return None, f"two OpenMP runtimes in the process ({', '.join(sorted(runtimes))})"
+    return library, "ready"
+
+
+def _build(compiler: list[str]) -> Path:
+    """The shared library for this source, compiler and CPU, compiled unless cached."""
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(b"\0".join([source, " ".join(compiler + list(_FLAGS)).encode(),
+                                     _cpu_identity().encode()])).hexdigest()[:16]
+    root = Path(os.environ.get("ARCHC_CACHE") or Path.home() / ".cache" / "archc") / "native"
+    target = root / f"hyper_native-{key}.so"
+    if target.exists():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root) as scratch:
+        built = Path(scratch) / target.name
+        subprocess.run([*compiler, *_FLAGS, "-o", str(built), str(SOURCE)], check=True,
+                       capture_output=True, timeout=120)
+        os.replace(built, target)  # atomic: another process may have won the race, same file
+    return target
+
+
+def _cpu_identity() -> str:
+    """What -march=native depends on: the machine, and on Linux the CPU's model and flags."""
+    try:
+        info = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        info = []
+    wanted = [line for line in info if line.startswith(("model name", "flags"))][:2]
+    return "\n".join([platform.machine(), platform.processor(), *wanted])
+
+
+def _openmp_runtimes() -> set[str]:
+    """The distinct OpenMP runtime files mapped into this process (Linux; else none known)."""
+    try:
+        maps = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return set()
+    names = ("libgomp", "libiomp", "libomp")
+    return {line.split()[-1] for line in maps
+            if any(name in line.rsplit("/", 1)[-1] for name in names)}
