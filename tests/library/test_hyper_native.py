@@ -5,6 +5,8 @@ fall-backs, and the exported model.py, which carries no native code."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import shlex
 import shutil
 import sys
 import sysconfig
@@ -28,7 +30,8 @@ TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5}
 
 
 def _compiler_present() -> bool:
-    return shutil.which(sysconfig.get_config_var("CC") or "cc") is not None
+    command = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    return shutil.which(shlex.split(command)[0]) is not None
 
 
 @pytest.fixture
