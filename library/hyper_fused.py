@@ -65,9 +65,9 @@ def mix_streams(flat: Tensor, pre: Tensor, res: Tensor, native: bool = False
     (B, n, d), with pre (n,) or (B…, n) and res (n, n) or (B…, n, n); also the weights as the
     backward takes them, (P, n) and (P, n, n) with P = 1 when shared. With `native` (callers
     pass it while training) by the kernels of `hyper_native` where they are built, one pass
-    over the streams; else by two bmms. x and
-    mixed get their own tensors (not views of one (n+1)-row product): the layer reads x without
-    a copy, and the backward concatenates nothing."""
+    over the streams; else by two bmms. x and mixed get their own tensors (not views of one
+    (n+1)-row product): the layer reads x without a copy, and the backward concatenates
+    nothing."""
     batch, n = flat.shape[:2]
     pre_p, res_p = pre.reshape(-1, n).contiguous(), res.reshape(-1, n, n).contiguous()
     if native and hyper_native.usable(flat, pre_p, res_p):
@@ -111,9 +111,9 @@ class _Depth(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, mixed: Tensor, post: Tensor, y: Tensor, native: bool) -> Tensor:
         ctx.save_for_backward(post, y)
-        ctx.native = native
+        ctx.native = native and _flat_depth(mixed, post, y)
         n, d = mixed.shape[-2:]
-        if native and _flat_depth(mixed, post, y):
+        if ctx.native:
             flat = mixed.reshape(-1, n, d).contiguous()
             post_p, y_flat = post.reshape(-1, n).contiguous(), y.reshape(-1, d).contiguous()
             if hyper_native.usable(flat, post_p, y_flat):

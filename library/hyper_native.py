@@ -133,8 +133,8 @@ def _ptr(t: Tensor) -> ctypes.c_void_p:
 
 def _stride(weights: Tensor, batch: int) -> ctypes.c_long:
     """Numbers between two tokens' weights: 0 for one shared copy, else a token's count."""
-    per_token = weights.shape[0] == batch and batch > 1
-    return _L(weights[0].numel() if per_token else 0)
+    assert weights.shape[0] in (1, batch), "weights are shared or one set per token"
+    return _L(weights[0].numel() if weights.shape[0] > 1 else 0)
 
 
 def _threads() -> ctypes.c_int:
