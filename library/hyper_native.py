@@ -1,12 +1,16 @@
 """Native kernels for the stream mixing of hyper-connection sites, built on first use.
 
-Why: inside a network a site's streams (b, t, n, d) do not fit in cache, so every pass over
-them runs at memory speed. torch's bmm path (`hyper_fused`) makes one pass per matrix
-product: H_pre·h and H_res·h forward, three products for the width backward, two for the
-depth backward. `hyper_native.c` makes one pass per connection and direction, each token's
-n·d numbers staying in L1 while all its products are formed, over torch's OpenMP threads.
-Measured (benchmarks/RESULTS.md, `python benchmarks/hyper_native.py`): the site around an MLP
-and the 12-layer transformer of issue 5, bmm path against these kernels in one process.
+Why, for the stream mixing: inside a network a site's streams (b, t, n, d) do not fit in
+cache, so every pass over them runs at memory speed. torch's bmm path (`hyper_fused`) makes
+one pass per matrix product: H_pre·h and H_res·h forward, three products for the width
+backward, two for the depth backward. `hyper_native.c` makes one pass per connection and
+direction, each token's n·d numbers staying in L1 while all its products are formed, over
+torch's OpenMP threads.
+For mHC's Sinkhorn: its 2·iters steps are 80 small torch ops at 20 iterations, each a pass over
+(n, n, B) numbers; the kernel does every step for a block of tokens in one call, vectorised
+along the tokens. Measured (benchmarks/RESULTS.md, `python benchmarks/hyper_native.py`): the
+site around an MLP and the 12-layer transformer of issue 5, torch's path against these kernels
+in one process.
 
 Build: the C compiler (`$CC`, else Python's configured CC, else `cc`) with
 `-O3 -march=native -fopenmp -shared -fPIC`, once per source, compiler and CPU, into
@@ -44,7 +48,8 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["usable", "status", "width_forward", "width_backward", "depth_forward",
-           "depth_backward", "SOURCE", "ENV", "NoNativeKernels", "EXPORT_STAND_IN"]
+           "depth_backward", "sinkhorn_forward", "sinkhorn_backward", "SOURCE", "ENV",
+           "NoNativeKernels", "EXPORT_STAND_IN"]
 
 SOURCE = Path(__file__).with_name("hyper_native.c")
 ENV = "ARCHC_NATIVE"
@@ -112,6 +117,26 @@ def depth_backward(grad: Tensor, post: Tensor, y: Tensor) -> tuple[Tensor, Tenso
                                     _stride(post, batch), _ptr(y), _ptr(grad_y),
                                     _ptr(grad_post), _threads())
     return grad_y, grad_post
+
+
+def sinkhorn_forward(log: Tensor, iters: int) -> Tensor:
+    """Sinkhorn's softmax after each of its 2·iters steps, (2·iters, n, n, B), from logits in
+    `hyper_sinkhorn`'s (n, n, B) layout, computed as its `_iterates` computes them."""
+    n, batch = log.shape[1], log.shape[2]
+    steps = log.new_empty(2 * iters, n, n, batch)
+    work = torch.empty_like(log)
+    _kernel("sinkhorn_forward", log)(_L(batch), _L(n), _L(iters), _ptr(log), _ptr(steps),
+                                     _ptr(work), _threads())
+    return steps
+
+
+def sinkhorn_backward(steps: Tensor, grad: Tensor) -> Tensor:
+    """The logits' gradient (n, n, B) from the output's `grad` (n, n, B) and the saved steps."""
+    n, batch = grad.shape[1], grad.shape[2]
+    out = torch.empty_like(grad)
+    _kernel("sinkhorn_backward", grad)(_L(batch), _L(n), _L(steps.shape[0] // 2),
+                                       _ptr(steps), _ptr(grad), _ptr(out), _threads())
+    return out
 
 
 class NoNativeKernels:

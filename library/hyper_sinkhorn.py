@@ -13,7 +13,10 @@ g ↦ g - softmax(L)·Σg = g - exp(L')·Σg along that axis, so the backward ap
 steps in reverse to the step outputs exp(L') that the forward saved (2·iters·n² numbers per
 token: 2.5 KB at n = 4 and 20 iterations; recomputing them would cost a second forward). They
 are softmaxes, so the backward is as stable as the forward. Everything is batched
-over the leading axes: the only Python loop is over iterations.
+over the leading axes: the only Python loop is over iterations. While autograd records, the
+same steps and the same backward run in C (`hyper_native.sinkhorn_forward` / `_backward`, one
+call for all steps, vectorised along the tokens) where the kernels are built; without
+gradients torch's ops run, so inference equals an exported model.py exactly.
 
 Double stochasticity (tested in tests/library/test_hyper_connections_properties.py): rows sum to
 1 up to rounding after the last (row) step. Columns converge geometrically (Franklin & Lorenz
@@ -38,6 +41,8 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+
+from archc.library import hyper_native
 
 __all__ = ["sinkhorn", "Sinkhorn", "column_error_bound"]
 
@@ -79,30 +84,42 @@ class Sinkhorn(torch.autograd.Function):
     normalisations; `logits` (..., n, n), rows = output stream. Use `sinkhorn(...)`."""
 
     @staticmethod
-    def forward(ctx: Any, logits: Tensor, iters: int) -> Tensor:
+    def forward(ctx: Any, logits: Tensor, iters: int, native: bool) -> Tensor:
         shape, n = logits.shape, logits.shape[-1]
         with torch.no_grad():
             log = logits.detach().reshape(-1, n, n).permute(1, 2, 0).contiguous()  # (n, n, B)
-            steps = _iterates(log, iters)
+            if native and hyper_native.usable(log):  # the same steps, in C (`hyper_native`)
+                stacked = hyper_native.sinkhorn_forward(log, iters)  # (2·iters, n, n, B)
+                steps, last = [stacked], stacked[-1]
+            else:
+                steps = _iterates(log, iters)
+                last = steps[-1]
         ctx.save_for_backward(*steps)  # 2·iters·n² numbers per token: the backward's softmaxes
         ctx.shape = shape
-        return steps[-1].permute(2, 0, 1).contiguous().reshape(shape)  # bmm wants (B, n, n)
+        return last.permute(2, 0, 1).contiguous().reshape(shape)  # bmm wants (B, n, n)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
         steps = ctx.saved_tensors
         n = grad.shape[-1]
-        g = grad.reshape(-1, n, n).permute(1, 2, 0).contiguous() * steps[-1]  # the final exp
-        for i in reversed(range(len(steps))):  # g is this Function's own buffer: in place
-            axis = _ROWS if i % 2 else _COLUMNS
-            g.addcmul_(steps[i], g.sum(axis, keepdim=True), value=-1)
-        return g.permute(2, 0, 1).contiguous().reshape(ctx.shape), None
+        g = grad.reshape(-1, n, n).permute(1, 2, 0).contiguous()  # (n, n, B)
+        if len(steps) == 1 and hyper_native.usable(g, steps[0]):  # the forward's C steps
+            g = hyper_native.sinkhorn_backward(steps[0], g)
+        else:
+            steps = steps[0].unbind(0) if len(steps) == 1 else steps
+            g = g * steps[-1]  # the final exp
+            for i in reversed(range(len(steps))):  # g is this Function's own buffer: in place
+                axis = _ROWS if i % 2 else _COLUMNS
+                g.addcmul_(steps[i], g.sum(axis, keepdim=True), value=-1)
+        return g.permute(2, 0, 1).contiguous().reshape(ctx.shape), None, None
 
 
 def sinkhorn(logits: Tensor, iters: int) -> Tensor:
-    """Sinkhorn-Knopp of exp(`logits`) (..., n, n), `iters` ≥ 1 column-then-row steps."""
-    out: Tensor = Sinkhorn.apply(logits, iters)
+    """Sinkhorn-Knopp of exp(`logits`) (..., n, n), `iters` ≥ 1 column-then-row steps; while
+    autograd records, by the C kernel of `hyper_native` where it is built."""
+    native = torch.is_grad_enabled() and logits.requires_grad
+    out: Tensor = Sinkhorn.apply(logits, iters, native)
     return out
 
 

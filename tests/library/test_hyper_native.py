@@ -1,6 +1,6 @@
-"""The native stream-mixing kernels (library/hyper_native.c) against torch's bmm path: values
-and every gradient, shared and per-token weights, both dtypes, odd widths; their build, its
-fall-backs, and the exported model.py, which carries no native code."""
+"""The native kernels (library/hyper_native.c) against torch's path: the stream mixing (values
+and every gradient, shared and per-token weights, both dtypes, odd widths) and Sinkhorn; their
+build, its fall-backs, and the exported model.py, which carries no native code."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from archc.library import hyper_native
 from archc.library.hyper_connections import site_flops
 from archc.library.hyper_connections_modules import Connection, depth_connection
 from archc.library.hyper_fused import mix_streams, mix_streams_backward
+from archc.library.hyper_sinkhorn import Sinkhorn
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "compiler"))
 from test_hyper_export import compiled, tokens
@@ -181,3 +182,29 @@ def test_exported_model_carries_no_native_code_and_trains_alike(tmp_path: Path) 
     ours = dict(built.module.named_parameters())
     for name, param in theirs.named_parameters():
         torch.testing.assert_close(param.grad, ours[name].grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("n", "batch", "iters"), [(1, 3, 1), (2, 1, 2), (4, 300, 20),
+                                                   (5, 37, 3)])
+@pytest.mark.parametrize("spread", [1.0, 300.0])
+def test_sinkhorn_kernel_equals_the_torch_steps(n: int, batch: int, iters: int, spread: float,
+                                                dtype: torch.dtype) -> None:
+    """Values and gradients of the C steps against the torch ones, also for logits hundreds
+    of nats apart (where only stabilised first steps stay finite)."""
+    if not hyper_native.usable(torch.zeros((), dtype=dtype)):
+        pytest.skip(f"native kernels not built: {hyper_native.status()}")
+    gen = torch.Generator().manual_seed(n * 1000 + batch)
+    logits = (spread * torch.randn(batch, n, n, generator=gen, dtype=dtype)).requires_grad_()
+    grad = torch.randn(batch, n, n, generator=gen, dtype=dtype)
+    results = []
+    for native in (True, False):
+        logits.grad = None
+        out = Sinkhorn.apply(logits, iters, native)
+        out.backward(grad)
+        results.append((out.detach(), logits.grad.clone()))
+    (out, grad_native), (want, grad_torch) = results
+    tol = TOLERANCE[dtype]
+    assert torch.isfinite(out).all() and torch.isfinite(grad_native).all()
+    torch.testing.assert_close(out, want, rtol=tol, atol=tol)
+    torch.testing.assert_close(grad_native, grad_torch, rtol=tol, atol=tol)
