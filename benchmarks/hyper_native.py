@@ -1,10 +1,11 @@
-"""Hyper-connection sites trained through the native kernels against torch's bmm path.
+"""Hyper-connection sites trained through the native kernels against torch's path.
 
 Run:  python benchmarks/hyper_native.py [--repeats 9] [--threads 2]
 
 library/hyper_native.c mixes the streams in one pass per connection and direction, where the
-bmm path (library/hyper_fused.py) makes one pass per matrix product. Both paths run in one
-process, interleaved round by round (the bmm path by turning `hyper_native.usable` off), each
+bmm path (library/hyper_fused.py) makes one pass per matrix product, and runs mHC's Sinkhorn
+steps in one call. Both paths run in one process, interleaved round by round (torch's path by
+turning `hyper_native.usable` off), each
 timed against its plain-residual baseline of the same round; medians of per-round ratios:
 
 1. one `Connection` around an MLP branch (d 256 → 1024 → 256; b 8 × t 256, n = 4), forward +
