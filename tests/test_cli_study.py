@@ -149,7 +149,10 @@ def test_a_stopped_search_loses_nothing_and_resumes(tmp_path: Path,
             assert new.state == TrialState.FAIL
             if old.state == TrialState.RUNNING or stop == signal.SIGINT:
                 assert new.user_attrs["reason"] == "interrupted"
-    assert any(t.user_attrs.get("reason") == "interrupted" for t in after)
+    # A kill can land in the moment between two trials (one told, the next not yet asked):
+    # then no trial was running and none is left to mark
+    if stop == signal.SIGINT or any(t.state == TrialState.RUNNING for t in before):
+        assert any(t.user_attrs.get("reason") == "interrupted" for t in after)
 
 
 def test_resuming_with_an_edited_spec_says_so(tmp_path: Path) -> None:
