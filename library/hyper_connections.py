@@ -201,7 +201,8 @@ def site_flops(mix: str, mix_hp: Mapping[str, Any], streams: int, dim: int, toke
     build = {"mhc_lite": 2 * r * n * n,  # softmax weights @ the (n!, n²) permutations
              "kromhc": 2 * n ** 3 if n > 1 else 0,  # n factor-choice weights @ (n, n²) basis
              "shc": 2 * ((n - 1) ** 3 + (n - 1) ** 2 * n * n)  # core, then U_z ⊗ U_z
-             + (4 * (n - 1) ** 3 if 1 < n <= 4 else 0)}.get(mix, 0)  # closed-form Cayley: A·A
+             + (4 * (n - 1) ** 3 if 1 < n <= 4 else 0)  # hyper_maps._cayley's A·A, m ≤ 3
+             }.get(mix, 0)
     return tokens * (width + project + build)
 
 

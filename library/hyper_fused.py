@@ -73,14 +73,14 @@ def mix_streams(flat: Tensor, pre: Tensor, res: Tensor, native: bool = False
     if native and hyper_native.usable(flat, pre_p, res_p):
         x, mixed = hyper_native.width_forward(flat, pre_p, res_p)
         return x, mixed, pre_p, res_p
-    return (torch.bmm(_pre_rows(pre_p, batch), flat), torch.bmm(res_p.expand(batch, n, n), flat),
+    return (torch.bmm(_as_rows(pre_p, batch), flat), torch.bmm(res_p.expand(batch, n, n), flat),
             pre_p, res_p)
 
 
-def _pre_rows(pre: Tensor, batch: int) -> Tensor:
-    """(P, n) weights as (B, 1, n) bmm operands; a shared H_pre is copied per token (B·n
-    numbers): bmm with a stride-0 (B, 1, n) operand takes twice as long."""
-    return pre[:, None].expand(batch, 1, pre.shape[-1]).contiguous()
+def _as_rows(weights: Tensor, batch: int) -> Tensor:
+    """(P, n) weights (H_pre, H_post) as (B, 1, n) bmm operands; shared ones are copied per token
+    (B·n numbers): bmm with a stride-0 (B, 1, n) operand takes twice as long."""
+    return weights[:, None].expand(batch, 1, weights.shape[-1]).contiguous()
 
 
 def mix_streams_backward(flat: Tensor, pre: Tensor, res: Tensor, grad_x: Tensor,
@@ -101,7 +101,7 @@ def mix_streams_backward(flat: Tensor, pre: Tensor, res: Tensor, grad_x: Tensor,
     if res.shape[0] > 1:  # per token: bmm with a strided transpose is ten times slower
         res_t = res_t.contiguous()
     grad_h = torch.bmm(res_t.expand(batch, n, n), grad_mixed).baddbmm_(
-        _pre_rows(pre, batch).transpose(1, 2), grad_x)
+        _as_rows(pre, batch).transpose(1, 2), grad_x)
     grad_pre = torch.bmm(grad_x, flat.transpose(1, 2))[:, 0]
     grad_res = torch.bmm(grad_mixed, flat.transpose(1, 2))
     return grad_h, grad_pre, grad_res
@@ -132,7 +132,7 @@ class _Depth(torch.autograd.Function):
         if ctx.native and hyper_native.usable(flat, post_p, y_flat):
             grad_y, grad_post = hyper_native.depth_backward(flat, post_p, y_flat)
         else:
-            grad_y = torch.bmm(_pre_rows(post_p, batch), flat)  # H_postᵀ·∂out
+            grad_y = torch.bmm(_as_rows(post_p, batch), flat)  # H_postᵀ·∂out
             grad_post = torch.bmm(flat, y_flat.view(batch, d, 1))[..., 0]  # ∂out·y per stream
         return grad, _sum_to(grad_post, post.shape), grad_y.reshape(y.shape), None
 
@@ -154,16 +154,11 @@ def _sum_to(grad: Tensor, shape: torch.Size) -> Tensor:
 def width(h: Tensor, pre: Tensor, res: Tensor) -> tuple[Tensor, Tensor]:
     """x = H_pre·h (..., d) and mixed = H_res·h (..., n, d) for streams h (..., n, d), with pre
     (n,) or (..., n) and res (n, n) or (..., n, n) (rows = output stream)."""
-    x, mixed = _Width.apply(h, pre, res, _training(h, pre, res))
+    x, mixed = _Width.apply(h, pre, res, hyper_native.recording(h, pre, res))
     return x, mixed
 
 
 def depth(mixed: Tensor, post: Tensor, y: Tensor) -> Tensor:
     """mixed + H_post ⊗ y (..., n, d), post (n,) or (..., n), y (..., d), all one dtype."""
-    out: Tensor = _Depth.apply(mixed, post, y, _training(mixed, post, y))
+    out: Tensor = _Depth.apply(mixed, post, y, hyper_native.recording(mixed, post, y))
     return out
-
-
-def _training(*tensors: Tensor) -> bool:
-    """Whether autograd records this call: the native kernels run only then (`mix_streams`)."""
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)

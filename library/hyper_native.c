@@ -42,7 +42,7 @@ void width_forward_##S(long B, long n, long d, const T *restrict h, const T *res
         }                                                                                     \
     }                                                                                         \
 }                                                                                             \
-/* ∂h_bj = Σ_i res_bij ∂mixed_bi + pre_bj ∂x_b, ∂pre_bj = ∂x_b·h_bj, ∂res_bij = ∂mixed_bi·h_bj. */ \
+/* ∂h_bj = Σ_i res_bij ∂mixed_bi + pre_bj ∂x_b; ∂pre_bj = ∂x_b·h_bj; ∂res_bij = ∂mixed_bi·h_bj */ \
 void width_backward_##S(long B, long n, long d, const T *restrict h, const T *restrict pre,  \
                         long pre_stride, const T *restrict res, long res_stride,               \
                         const T *restrict grad_x, const T *restrict grad_mixed,                \
@@ -63,7 +63,10 @@ void width_backward_##S(long B, long n, long d, const T *restrict h, const T *re
                 const T *gi = gm + i * d, rij = r[i * n + j];                                 \
                 T mixed_dot = 0;                                                              \
                 _Pragma("omp simd reduction(+:mixed_dot)")                                    \
-                for (long k = 0; k < d; k++) { ghj[k] += rij * gi[k]; mixed_dot += gi[k] * hj[k]; } \
+                for (long k = 0; k < d; k++) {                                                \
+                    ghj[k] += rij * gi[k];                                                    \
+                    mixed_dot += gi[k] * hj[k];                                               \
+                }                                                                             \
                 grad_res[(b * n + i) * n + j] = mixed_dot;                                    \
             }                                                                                 \
         }                                                                                     \
@@ -105,7 +108,7 @@ KERNELS(float, f32)
 KERNELS(double, f64)
 
 /* This thread's share [b0, b1) of B tokens, in blocks of whole cache lines. */
-static void _block(long B, long *b0, long *b1) {
+static void token_block(long B, long *b0, long *b1) {
     const long threads = omp_get_num_threads(), me = omp_get_thread_num();
     const long share = ((B + threads - 1) / threads + 15) / 16 * 16;
     *b0 = me * share < B ? me * share : B;
@@ -170,7 +173,7 @@ void sinkhorn_forward_##S(long B, long n, long iters, const T *restrict logits, 
     _Pragma("omp parallel num_threads(threads)")                                              \
     {                                                                                         \
         long b0, b1;                                                                          \
-        _block(B, &b0, &b1);                                                                  \
+        token_block(B, &b0, &b1);                                                             \
         for (long step = 0; step < 2 * iters; step++) {                                       \
             /* even: lines are columns j (stride B), along i (stride n·B); odd: rows i */      \
             const long stride_line = step % 2 ? n * B : B;                                    \
@@ -189,7 +192,7 @@ void sinkhorn_backward_##S(long B, long n, long iters, const T *restrict steps, 
     _Pragma("omp parallel num_threads(threads)")                                              \
     {                                                                                         \
         long b0, b1;                                                                          \
-        _block(B, &b0, &b1);                                                                  \
+        token_block(B, &b0, &b1);                                                             \
         const T *last = steps + (2 * iters - 1) * plane;                                      \
         for (long e = 0; e < n * n; e++)                                                      \
             for (long b = b0; b < b1; b++) out[e * B + b] = grad[e * B + b] * last[e * B + b]; \

@@ -23,11 +23,11 @@ reason in `status()`; it is never an error. `ARCHC_NATIVE=0` keeps the bmm path.
 Contract of every kernel: contiguous float32 or float64 CPU tensors of one dtype, streams
 (B, n, d), weights (P, n) or (P, n, n) with P = 1 (shared by every token) or B; per-token
 weight gradients come back per token, (B, n) and (B, n, n). Callers take this path only while
-autograd records (training): without gradients the bmm path runs, so inference equals an
-exported model.py, which carries no native code, bit for bit. `usable(...)` says whether a call
-may take this path: not while torch.compile or torch.export traces (fake tensors have no
-data) or a dispatch mode watches the ops (torch's FlopCounterMode counts the bmm path), not
-for other dtypes or devices.
+autograd records (training, `recording(...)`): without gradients the bmm path runs, so
+inference equals an exported model.py, which carries no native code, bit for bit.
+`usable(...)` says whether a call may take this path: not while torch.compile or torch.export
+traces (fake tensors have no data) or a dispatch mode watches the ops (torch's
+FlopCounterMode counts the bmm path), not for other dtypes or devices.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-__all__ = ["usable", "status", "width_forward", "width_backward", "depth_forward",
+__all__ = ["recording", "usable", "status", "width_forward", "width_backward", "depth_forward",
            "depth_backward", "sinkhorn_forward", "sinkhorn_backward", "SOURCE", "ENV",
            "NoNativeKernels", "EXPORT_STAND_IN"]
 
@@ -64,6 +64,12 @@ _PLAIN = (Tensor, nn.Parameter)  # not FakeTensor, functorch wrappers or other s
 def status() -> str:
     """'ready', or why the bmm path is in use."""
     return _library()[1]
+
+
+def recording(*tensors: Tensor) -> bool:
+    """Whether autograd records a call on these tensors: callers take the kernels only then,
+    and decide it before their Function's forward (which runs without gradients)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def usable(*tensors: Tensor) -> bool:
@@ -142,6 +148,10 @@ def sinkhorn_backward(steps: Tensor, grad: Tensor) -> Tensor:
 class NoNativeKernels:
     """`hyper_native` as an exported model.py carries it (compiler/export_sources.py): never
     usable, so the copied Functions take torch's path."""
+
+    @staticmethod
+    def recording(*tensors: Tensor) -> bool:
+        return False
 
     @staticmethod
     def usable(*tensors: Tensor) -> bool:

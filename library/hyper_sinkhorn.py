@@ -88,8 +88,9 @@ class Sinkhorn(torch.autograd.Function):
         shape, n = logits.shape, logits.shape[-1]
         with torch.no_grad():
             log = logits.detach().reshape(-1, n, n).permute(1, 2, 0).contiguous()  # (n, n, B)
-            if native and hyper_native.usable(log):  # the same steps, in C (`hyper_native`)
-                stacked = hyper_native.sinkhorn_forward(log, iters)  # (2·iters, n, n, B)
+            ctx.native = native and hyper_native.usable(log)
+            if ctx.native:  # the same steps, in C: one (2·iters, n, n, B) tensor
+                stacked = hyper_native.sinkhorn_forward(log, iters)
                 steps, last = [stacked], stacked[-1]
             else:
                 steps = _iterates(log, iters)
@@ -104,10 +105,10 @@ class Sinkhorn(torch.autograd.Function):
         steps = ctx.saved_tensors
         n = grad.shape[-1]
         g = grad.reshape(-1, n, n).permute(1, 2, 0).contiguous()  # (n, n, B)
-        if len(steps) == 1 and hyper_native.usable(g, steps[0]):  # the forward's C steps
+        if ctx.native and hyper_native.usable(g):
             g = hyper_native.sinkhorn_backward(steps[0], g)
         else:
-            steps = steps[0].unbind(0) if len(steps) == 1 else steps
+            steps = steps[0].unbind(0) if ctx.native else steps
             g = g * steps[-1]  # the final exp
             for i in reversed(range(len(steps))):  # g is this Function's own buffer: in place
                 axis = _ROWS if i % 2 else _COLUMNS
@@ -118,8 +119,7 @@ class Sinkhorn(torch.autograd.Function):
 def sinkhorn(logits: Tensor, iters: int) -> Tensor:
     """Sinkhorn-Knopp of exp(`logits`) (..., n, n), `iters` ≥ 1 column-then-row steps; while
     autograd records, by the C kernel of `hyper_native` where it is built."""
-    native = torch.is_grad_enabled() and logits.requires_grad
-    out: Tensor = Sinkhorn.apply(logits, iters, native)
+    out: Tensor = Sinkhorn.apply(logits, iters, hyper_native.recording(logits))
     return out
 
 
