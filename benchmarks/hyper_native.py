@@ -4,9 +4,12 @@ Run:  python benchmarks/hyper_native.py [--repeats 9] [--threads 2]
 
 library/hyper_native.c mixes the streams in one pass per connection and direction, where the
 bmm path (library/hyper_fused.py) makes one pass per matrix product, and runs mHC's Sinkhorn
-steps in one call. Both paths run in one process, interleaved round by round (torch's path by
-turning `hyper_native.usable` off), each
-timed against its plain-residual baseline of the same round; medians of per-round ratios:
+steps in one call; library/hyper_native_maps.c computes the per-token mixes' small maps
+(projection → H_pre, H_res, H_post) and their backward in one call each, where torch runs them
+as a graph of small ops. Three paths run in one process, interleaved round by round, each
+timed against its plain-residual baseline of the same round: torch's (`hyper_native.usable`
+turned off), the native mixing with the maps' torch graph (`hyper_site_native.supports` turned
+off), and everything native. Medians of per-round ratios:
 
 1. one `Connection` around an MLP branch (d 256 → 1024 → 256; b 8 × t 256, n = 4), forward +
    backward, over `x + mlp(x)` (issue 5's ≤ 1.25× target);
@@ -29,18 +32,26 @@ from hyper_site import MIXES, B, D, N, T, mlp
 from hyper_transformer import MIXES as NETWORK_MIXES
 from hyper_transformer import network, step_timer
 
-from archc.library import hyper_native
+from archc.library import hyper_native, hyper_site_native
 from archc.library.hyper_connections_modules import Connection, depth_connection
 
 
 @contextlib.contextmanager
-def bmm_path() -> Iterator[None]:
-    usable = hyper_native.usable
-    hyper_native.usable = lambda *tensors: False  # type: ignore[assignment]
+def switched_off(module: object, name: str) -> Iterator[None]:
+    """`module.name` answers False for the duration (the path it guards is not taken)."""
+    kept = getattr(module, name)
+    setattr(module, name, lambda *args: False)
     try:
         yield
     finally:
-        hyper_native.usable = usable  # type: ignore[assignment]
+        setattr(module, name, kept)
+
+
+PATHS: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
+    "bmm path": lambda: switched_off(hyper_native, "usable"),
+    "native mixing, torch maps": lambda: switched_off(hyper_site_native, "supports"),
+    "native": contextlib.nullcontext,
+}
 
 
 def timed(run: Callable[[], torch.Tensor], grad: torch.Tensor) -> Callable[[], float]:
@@ -77,25 +88,25 @@ def network_timers() -> dict[str, Callable[[], float]]:
 
 
 def table(timers: dict[str, Callable[[], float]], repeats: int, target: float) -> list[str]:
-    """Per mix: median ratio to the baseline on the bmm path and on the native kernels."""
-    ratios: dict[tuple[str, bool], list[float]] = {}
+    """Per mix: median ratio to the baseline on each of `PATHS`."""
+    ratios: dict[tuple[str, str], list[float]] = {}
     for round_ in range(repeats + 1):  # round 0 warms up
-        for native in (False, True):
-            with contextlib.nullcontext() if native else bmm_path():
+        for path, switch in PATHS.items():
+            with switch():
                 base = timers["baseline"]()
                 for name, run in timers.items():
                     if name != "baseline":
                         seconds = run()
                         if round_:
-                            ratios.setdefault((name, native), []).append(seconds / base)
-    lines = [f"| mix | bmm path × baseline | native × baseline | bmm / native | ≤ {target}× |",
-             "|---|---|---|---|---|"]
+                            ratios.setdefault((name, path), []).append(seconds / base)
+    lines = ["| mix | " + " | ".join(f"{path} × baseline" for path in PATHS)
+             + f" | ≤ {target}× |", "|---|" + "---|" * (len(PATHS) + 1)]
     for name in timers:
         if name == "baseline":
             continue
-        bmm, native = (statistics.median(ratios[name, flag]) for flag in (False, True))
-        lines.append(f"| {name} | {bmm:.3f} | {native:.3f} | {bmm / native:.3f} | "
-                     f"{'met' if native <= target else '**not met**'} |")
+        medians = [statistics.median(ratios[name, path]) for path in PATHS]
+        lines.append(f"| {name} | " + " | ".join(f"{m:.3f}" for m in medians)
+                     + f" | {'met' if medians[-1] <= target else '**not met**'} |")
     return lines
 
 

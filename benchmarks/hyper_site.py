@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 import archc.library.hyper_connections_modules as modules
+from archc.library import hyper_site_native
 from archc.library.hyper_connections_modules import Connection, depth_connection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "library"))
@@ -72,13 +73,15 @@ def _unrolled_sinkhorn(logits: torch.Tensor, iters: int) -> torch.Tensor:
 
 @contextlib.contextmanager
 def autograd_sinkhorn() -> Iterator[None]:
-    """Swap the fused Sinkhorn Function for autograd through the iterations (same values)."""
-    fused = modules.sinkhorn
+    """Swap the fused Sinkhorn Function for autograd through the iterations (same values); the
+    maps then run as their torch graph (the C maps call Sinkhorn's kernel directly)."""
+    fused, supports = modules.sinkhorn, hyper_site_native.supports
     modules.sinkhorn = _unrolled_sinkhorn  # type: ignore[assignment]
+    hyper_site_native.supports = lambda site: False  # type: ignore[assignment]
     try:
         yield
     finally:
-        modules.sinkhorn = fused
+        modules.sinkhorn, hyper_site_native.supports = fused, supports
 
 
 def site_table(repeats: int, clock: Callable[[], float] = time.perf_counter) -> list[str]:

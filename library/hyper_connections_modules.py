@@ -140,7 +140,7 @@ class Connection(nn.Module):
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # (..., n, d)
         if self.per_token and torch.is_grad_enabled() and not torch.compiler.is_compiling():
             kind, maps = self._maps()  # training: h's gradient built in one buffer
-            return fused_site(h, self.proj, kind, maps, self._map_params())
+            return fused_site(h, self.proj, kind, maps, self._map_params(), self)
         pre, res, post = self.matrices(h)
         x, mixed = width(h, pre, res)  # one bmm each for H_pre·h and H_res·h
         return x, mixed, post

@@ -6,9 +6,12 @@ H_post (through the mix's maps: tanh, sigmoid, Sinkhorn, …), and those matrice
 Functions, each sends its own gradient of h back — two (b, t, n, d) tensors that autograd then
 adds. Here the mixing's backward builds h's gradient in one buffer and the projection's part
 is added to it in place (one GEMM with beta = 1 and one multiply-add pass). The maps act on
-(…, n + …) numbers per token; they run as an ordinary small autograd graph nested inside the
-Function (built under `enable_grad` in the forward, differentiated by `torch.autograd.grad` in
-the backward), so every mix keeps its own code and exact gradient.
+(…, n + …) numbers per token. Given the `Connection` (`site`), they run in C where
+`hyper_site_native` covers the mix and the kernels are built: one call forward, and one
+backward that returns the projection's backward operands directly. Otherwise they run as an
+ordinary small autograd graph nested inside the Function (built under `enable_grad` in the
+forward, differentiated by `torch.autograd.grad` in the backward), each mix's own code with its
+exact gradient — the reference the C maps are tested against.
 
 The projections, with the norm applied after the matmul (mHC §4.3 for the RMS one):
 - `rms` (mhc, mhc_lite, kromhc, shc): vec h (n·d) · W / rms(vec h) → (…, c);
@@ -32,9 +35,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from archc.library import hyper_native, hyper_site_native
 from archc.library.hyper_fused import mix_streams, mix_streams_backward
 
-__all__ = ["fused_site", "project_streams", "inv_rms", "PROJECTIONS", "RMS_EPS"]
+__all__ = ["fused_site", "project_streams", "projection_operands", "inv_rms", "PROJECTIONS",
+           "RMS_EPS"]
 
 Maps = Callable[..., tuple[Tensor, Tensor, Tensor]]
 """(projected, *params) → (H_pre, H_res, H_post) per token: a mix's small maps."""
@@ -64,7 +69,7 @@ def inv_rms(rows: Tensor) -> Tensor:
 
 class _Site(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, h: Tensor, proj: Tensor, kind: str, maps: Maps,
+    def forward(ctx: Any, h: Tensor, proj: Tensor, kind: str, maps: Maps, site: Any,
                 *params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         lead, (n, d) = h.shape[:-2], h.shape[-2:]
         flat = h.reshape(-1, n, d).contiguous()  # (B, n, d); the backward views it flat
@@ -81,58 +86,94 @@ class _Site(torch.autograd.Function):
             square = torch.linalg.vector_norm(flat, dim=-1, keepdim=True).square_() / d
             inv = torch.rsqrt((square - mean.square()).clamp_min_(0) + PROJECTIONS[kind])
             projected = (moments[..., :-1] - mean * proj.sum(0)).mul_(inv)  # (B, n, c)
-        with torch.enable_grad():
-            leaf = projected.view(*lead, *projected.shape[1:]).detach().requires_grad_()
-            leaves = [p.detach().requires_grad_(p.requires_grad) for p in params]
-            pre, res, post = maps(leaf, *leaves)
+        ctx.state = ctx.graph = None
+        if (site is not None and hyper_native.usable(flat, proj, *params)
+                and hyper_site_native.supports(site)):  # the maps in C
+            pre, res, post, ctx.state = hyper_site_native.forward(site, projected, params)
+        else:  # the maps' own torch graph, differentiated in the backward
+            with torch.enable_grad():
+                leaf = projected.view(*lead, *projected.shape[1:]).detach().requires_grad_()
+                leaves = [p.detach().requires_grad_(p.requires_grad) for p in params]
+                pre, res, post = maps(leaf, *leaves)
+            ctx.graph = (leaf, leaves, pre, res, post)
         x, mixed, pre_b, res_b = mix_streams(flat, pre.detach(), res.detach(), native=True)
         ctx.save_for_backward(flat, proj, inv, mean, projected, pre_b, res_b)
-        ctx.kind, ctx.h_shape, ctx.graph = kind, h.shape, (leaf, leaves, pre, res, post)
-        return x.view(*lead, d), mixed.view(h.shape), post.detach()
+        ctx.kind, ctx.h_shape, ctx.site = kind, h.shape, site
+        return x.view(*lead, d), mixed.view(h.shape), post.detach().view(*lead, n)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_x: Tensor, grad_mixed: Tensor, grad_post: Tensor
                  ) -> tuple[Tensor | None, ...]:
         flat, proj, inv, mean, projected, pre_b, res_b = ctx.saved_tensors
-        leaf, leaves, pre, res, post = ctx.graph
+        batch, n = flat.shape[:2]
         grad_h, grad_pre, grad_res = mix_streams_backward(flat, pre_b, res_b, grad_x, grad_mixed,
                                                           native=True)
-        wanted = [leaf, *(p for p in leaves if p.requires_grad)]
-        outputs = [(out, grad) for out, grad in ((pre, grad_pre.view(pre.shape)),
-                                                 (res, grad_res.view(res.shape)),
-                                                 (post, grad_post)) if out.requires_grad]
-        found = iter(torch.autograd.grad([out for out, _ in outputs], wanted,
-                                         [grad for _, grad in outputs], allow_unused=True,
-                                         retain_graph=True))  # gradcheck calls back twice
-        grad_projected = next(found)  # never None: H_pre always reads the projection
-        grad_params = [next(found) if p.requires_grad else None for p in leaves]
-        grad_proj = _project_backward(ctx.kind, grad_h, grad_projected.view(projected.shape),
-                                      flat, proj, inv, mean, projected)
-        return grad_h.view(ctx.h_shape), grad_proj, None, None, *grad_params
+        wanted = ctx.needs_input_grad[5:]
+        if ctx.state is not None:
+            operands, found = hyper_site_native.backward(
+                ctx.site, ctx.state, projected, inv, mean,
+                (grad_pre, grad_res, grad_post.reshape(batch, n)), proj.shape[0])
+            grad_params = [g if want else None for g, want in zip(found, wanted, strict=True)]
+        else:
+            grad_projected, grad_params = _graph_backward(ctx.graph, wanted, grad_pre, grad_res,
+                                                          grad_post)
+            operands = projection_operands(ctx.kind, grad_projected.view(projected.shape),
+                                           projected, proj, inv, mean)
+        grad_proj = _project_backward(ctx.kind, grad_h, operands, flat, proj)
+        return grad_h.view(ctx.h_shape), grad_proj, None, None, None, *grad_params
 
 
-def _project_backward(kind: str, grad_h: Tensor, grad: Tensor, flat: Tensor, proj: Tensor,
-                      inv: Tensor, mean: Tensor, projected: Tensor) -> Tensor:
-    """Add the projection's part of h's gradient to `grad_h` (B, n, d) in place; return W's."""
-    batch, n, d = flat.shape
-    scaled = grad * inv  # ∂out/σ: (B, c) or (B, n, c)
+def _graph_backward(graph: tuple[Any, ...], wanted: Sequence[bool], grad_pre: Tensor,
+                    grad_res: Tensor, grad_post: Tensor) -> tuple[Tensor, list[Tensor | None]]:
+    """The projection's and the parameters' gradients through the maps' torch graph."""
+    leaf, leaves, pre, res, post = graph
+    inputs = [leaf, *(p for p, want in zip(leaves, wanted, strict=True) if want)]
+    outputs = [(out, grad) for out, grad in ((pre, grad_pre.view(pre.shape)),
+                                             (res, grad_res.view(res.shape)),
+                                             (post, grad_post)) if out.requires_grad]
+    found = iter(torch.autograd.grad([out for out, _ in outputs], inputs,
+                                     [grad for _, grad in outputs], allow_unused=True,
+                                     retain_graph=True))  # gradcheck calls back twice
+    grad_projected = next(found)  # never None: H_pre always reads the projection
+    return grad_projected, [next(found) if want else None for want in wanted]
+
+
+def projection_operands(kind: str, grad: Tensor, projected: Tensor, proj: Tensor, inv: Tensor,
+                        mean: Tensor) -> tuple[Tensor, ...]:
+    """What the projection's backward adds into h's gradient, from ∂projected `grad`:
+    `rms` → (∂out·r, coef) with out = (vec h·W)·r, r = rms⁻¹ and dr/dh = -r³·h/(n·d), so
+    ∂h = (∂out·r)·Wᵀ + coef·h with coef = -(∂out·out)·r²/(n·d) (B, 1);
+    `layer` → (operand, coef, Σ μ·∂out·r): out = x̂·W, x̂ = (h - μ)·r, so
+    ∂h = r·(∂x̂ - mean(∂x̂) - x̂·mean(∂x̂·x̂)) with ∂x̂ = ∂out·Wᵀ, mean(∂x̂) = ∂out·mean_d(Wᵀ)
+    and mean(∂x̂·x̂) = ∂out·out/d: rank-c terms and two scalars per stream, as one matmul
+    operand [∂out·r | shift] (B·n, c + 1) and coef = b·r (B, n, 1).
+    `hyper_site_native.backward` computes the same in C."""
+    width = proj.shape[0]  # the normalised length: n·d (rms) or d (layer)
+    scaled = grad * inv  # ∂out·r: (B, c) or (B, n, c)
     if kind == "rms":
-        # out = (vec h·W)·r with r = rms⁻¹, dr/dh = -r³·h/(n·d)
-        coef = -(grad * projected).sum(-1, keepdim=True) * inv.square() / (n * d)  # (B, 1)
+        return scaled, -(grad * projected).sum(-1, keepdim=True) * inv.square() / width
+    rows = scaled.reshape(-1, scaled.shape[-1])  # (B·n, c)
+    b = -(grad * projected).sum(-1, keepdim=True) * inv / width  # (B, n, 1): x̂'s coefficient / r
+    shift = -(scaled @ proj.mean(0)).unsqueeze(-1) - b * inv * mean  # (B, n, 1)
+    return torch.cat((rows, shift.view(-1, 1)), 1), b * inv, (mean * scaled).sum((0, 1))
+
+
+def _project_backward(kind: str, grad_h: Tensor, operands: tuple[Tensor, ...], flat: Tensor,
+                      proj: Tensor) -> Tensor:
+    """Add the projection's part of h's gradient to `grad_h` (B, n, d) in place, from
+    `projection_operands`; return W's gradient."""
+    batch, n, d = flat.shape
+    if kind == "rms":
+        scaled, coef = operands
         rows = grad_h.view(batch, n * d)
         rows.addmm_(scaled, proj.T).addcmul_(coef, flat.view(batch, n * d))
         return _weight_grad(scaled, flat.view(batch, n * d))
-    # out = x̂·W, x̂ = (h - μ)·r: ∂h = r·(∂x̂ - mean(∂x̂) - x̂·mean(∂x̂·x̂)) with ∂x̂ = ∂out·Wᵀ,
-    # mean(∂x̂) = ∂out·mean_d(Wᵀ) and mean(∂x̂·x̂) = ∂out·out/d: rank-c terms and two scalars
-    rows = scaled.reshape(-1, scaled.shape[-1])  # (B·n, c)
-    b = -(grad * projected).sum(-1, keepdim=True) * inv / d  # (B, n, 1): x̂'s coefficient / r
-    shift = -(scaled @ proj.mean(0)).unsqueeze(-1) - b * inv * mean  # (B, n, 1)
-    grad_h.view(-1, d).addmm_(torch.cat((rows, shift.view(-1, 1)), 1),
-                              torch.cat((proj.T, proj.new_ones(1, d))))
-    grad_h.addcmul_(b * inv, flat)
-    return (_weight_grad(rows, flat.view(-1, d))
-            - torch.outer(proj.new_ones(d), (mean * scaled).sum((0, 1))))
+    operand, coef, mean_scaled = operands
+    grad_h.view(-1, d).addmm_(operand, torch.cat((proj.T, proj.new_ones(1, d))))
+    grad_h.addcmul_(coef, flat)
+    return (_weight_grad(operand[:, :-1], flat.view(-1, d))
+            - torch.outer(proj.new_ones(d), mean_scaled))
 
 
 def _weight_grad(grad: Tensor, inputs: Tensor) -> Tensor:
@@ -142,9 +183,10 @@ def _weight_grad(grad: Tensor, inputs: Tensor) -> Tensor:
     return (grad.T @ inputs).T.contiguous()
 
 
-def fused_site(h: Tensor, proj: Tensor, kind: str, maps: Maps, params: Sequence[Tensor]
-               ) -> tuple[Tensor, Tensor, Tensor]:
+def fused_site(h: Tensor, proj: Tensor, kind: str, maps: Maps, params: Sequence[Tensor],
+               site: Any = None) -> tuple[Tensor, Tensor, Tensor]:
     """(x, mixed, post) of a site whose `maps` turn the `kind` projection of streams h
-    (…, n, d) by `proj` into H_pre, H_res and H_post; `params` are the maps' parameters."""
-    x, mixed, post = _Site.apply(h, proj, kind, maps, *params)
+    (…, n, d) by `proj` into H_pre, H_res and H_post; `params` are the maps' parameters.
+    With `site` (the `Connection`) the maps run in C where `hyper_site_native` covers them."""
+    x, mixed, post = _Site.apply(h, proj, kind, maps, site, *params)
     return x, mixed, post

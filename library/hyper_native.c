@@ -12,10 +12,10 @@
  * where the bmm path reads them once per matrix product.
  */
 #include <math.h>
-#include <omp.h>
 #include <stddef.h>
 
-#define CHUNK 256  /* tokens per inner loop of the Sinkhorn kernels: two stack arrays of it */
+#define CHUNK 128   /* tokens per block of the Sinkhorn kernels up to n = 4 ... */
+#define LOCAL 2048  /* ... beyond, LOCAL / n² tokens: a block's local arrays stay small */
 
 #define KERNELS(T, S)                                                                         \
 /* x_b = Σ_j pre_bj h_bj (B, d) and mixed_bi = Σ_j res_bij h_bj (B, n, d). */              \
@@ -107,80 +107,78 @@ void depth_backward_##S(long B, long n, long d, const T *restrict grad, const T 
 KERNELS(float, f32)
 KERNELS(double, f64)
 
-/* This thread's share [b0, b1) of B tokens, in blocks of whole cache lines. */
-static void token_block(long B, long *b0, long *b1) {
-    const long threads = omp_get_num_threads(), me = omp_get_thread_num();
-    const long share = ((B + threads - 1) / threads + 15) / 16 * 16;
-    *b0 = me * share < B ? me * share : B;
-    *b1 = *b0 + share < B ? *b0 + share : B;
-}
-
 /* Sinkhorn-Knopp as hyper_sinkhorn.py computes it, in its (n, n, B) layout (tokens last, so
  * every loop over b is a contiguous vector): steps (2·iters, n, n, B) receive the softmax after
  * each step, columns first (an even step normalises over i, an odd one over j). Steps 0 and 1
  * subtract the line's maximum and take logarithms; later steps divide the previous softmax by
- * its line sums. `work` holds (n, n, B) logarithms. */
+ * its line sums. Each block of tokens (block_tokens) runs all its steps in local arrays, and the
+ * steps buffer is only written forward and only read backward: step after step over whole
+ * planes, a load and a store 128 KB apart alias in the CPU's 4 KB store-forwarding check, which
+ * made every step several times slower. */
+/* Tokens per Sinkhorn block (at most CHUNK, the size of the step's stack arrays). */
+static long block_tokens(long n) {
+    if (n <= 4) return CHUNK;
+    return LOCAL / (n * n) > 1 ? LOCAL / (n * n) : 1;
+}
+
 #define SINKHORN(T, S, EXP, LOG)                                                              \
-/* One step for tokens [b0, b1): each line (stride_line apart) normalised along its n entries \
- * (stride_along apart), in chunks of CHUNK tokens so every inner loop runs over contiguous b. \
- * With `logs` the step subtracts the line's maximum first and writes the logarithms of its  \
- * result to log_out (when given); else it divides its input by the line sums. */            \
-static void sinkhorn_step_##S(long n, long b0, long b1, const T *restrict in, T *restrict out, \
-                              long stride_line, long stride_along, int logs,                   \
-                              T *restrict log_out) {                                          \
+/* One normalisation of the block `cur` (n, n, chunk) along axis `rows` (0: over i for each  \
+ * column j, 1: over j for each row i), in place. With `logs` the line's maximum is subtracted \
+ * first and the result's logarithms go to `log_out` (when given); else a division by sums. */ \
+static void sinkhorn_step_##S(long n, long m, long chunk, T *restrict cur, int rows,       \
+                              int logs, T *restrict log_out) {                                \
+    const long stride_line = rows ? n * chunk : chunk, stride_along = rows ? chunk : n * chunk; \
     T top[CHUNK], total[CHUNK];                                                               \
-    for (long line = 0; line < n; line++)                                                     \
-        for (long c0 = b0; c0 < b1; c0 += CHUNK) {                                            \
-            const long m = b1 - c0 < CHUNK ? b1 - c0 : CHUNK;                                 \
-            const T *src = in + line * stride_line + c0;                                      \
-            T *dst = out + line * stride_line + c0;                                           \
-            for (long b = 0; b < m; b++) total[b] = 0;                                        \
-            if (logs) {                                                                       \
-                for (long b = 0; b < m; b++) top[b] = src[b];                                 \
-                for (long k = 1; k < n; k++)                                                  \
-                    for (long b = 0; b < m; b++) {                                            \
-                        const T v = src[k * stride_along + b];                                \
-                        top[b] = v > top[b] ? v : top[b];                                     \
-                    }                                                                         \
-                for (long k = 0; k < n; k++)                                                  \
-                    for (long b = 0; b < m; b++) {                                            \
-                        const T e = EXP(src[k * stride_along + b] - top[b]);                  \
-                        dst[k * stride_along + b] = e;                                        \
-                        total[b] += e;                                                        \
-                    }                                                                         \
-                if (log_out) {                                                                \
-                    T *logs_at = log_out + line * stride_line + c0;                           \
-                    for (long b = 0; b < m; b++) top[b] += LOG(total[b]);                     \
-                    for (long k = 0; k < n; k++)                                              \
-                        for (long b = 0; b < m; b++)                                          \
-                            logs_at[k * stride_along + b] = src[k * stride_along + b] - top[b]; \
+    for (long line = 0; line < n; line++) {                                                   \
+        T *v = cur + line * stride_line;                                                      \
+        for (long b = 0; b < m; b++) total[b] = 0;                                            \
+        if (logs) {                                                                           \
+            for (long b = 0; b < m; b++) top[b] = v[b];                                       \
+            for (long k = 1; k < n; k++)                                                      \
+                for (long b = 0; b < m; b++) {                                                \
+                    const T x = v[k * stride_along + b];                                      \
+                    top[b] = x > top[b] ? x : top[b];                                         \
                 }                                                                             \
-            } else {                                                                          \
-                for (long k = 0; k < n; k++)                                                  \
-                    for (long b = 0; b < m; b++) {                                            \
-                        dst[k * stride_along + b] = src[k * stride_along + b];                \
-                        total[b] += src[k * stride_along + b];                                \
-                    }                                                                         \
-            }                                                                                 \
-            for (long b = 0; b < m; b++) total[b] = 1 / total[b];                             \
+            T *l = log_out ? log_out + line * stride_line : (T *)0;                           \
             for (long k = 0; k < n; k++)                                                      \
-                for (long b = 0; b < m; b++) dst[k * stride_along + b] *= total[b];           \
+                for (long b = 0; b < m; b++) {                                                \
+                    const T shifted = v[k * stride_along + b] - top[b];                       \
+                    const T e = EXP(shifted);                                                 \
+                    if (l) l[k * stride_along + b] = shifted; /* less log Σ, below */        \
+                    v[k * stride_along + b] = e;                                              \
+                    total[b] += e;                                                            \
+                }                                                                             \
+            if (l)                                                                            \
+                for (long b = 0; b < m; b++) {                                                \
+                    const T log_total = LOG(total[b]);                                        \
+                    for (long k = 0; k < n; k++) l[k * stride_along + b] -= log_total;        \
+                }                                                                             \
+        } else {                                                                              \
+            for (long k = 0; k < n; k++)                                                      \
+                for (long b = 0; b < m; b++) total[b] += v[k * stride_along + b];             \
         }                                                                                     \
+        for (long b = 0; b < m; b++) total[b] = 1 / total[b];                                 \
+        for (long k = 0; k < n; k++)                                                          \
+            for (long b = 0; b < m; b++) v[k * stride_along + b] *= total[b];                 \
+    }                                                                                         \
 }                                                                                             \
 void sinkhorn_forward_##S(long B, long n, long iters, const T *restrict logits,              \
-                          T *restrict steps, T *restrict work, int threads) {                  \
-    const long plane = n * n * B;                                                             \
-    _Pragma("omp parallel num_threads(threads)")                                              \
-    {                                                                                         \
-        long b0, b1;                                                                          \
-        token_block(B, &b0, &b1);                                                             \
+                          T *restrict steps, int threads) {                                    \
+    const long plane = n * n * B, chunk = block_tokens(n);                                   \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")                         \
+    for (long c0 = 0; c0 < B; c0 += chunk) {                                                  \
+        const long m = B - c0 < chunk ? B - c0 : chunk;                                       \
+        T cur[n * n * chunk], logs[n * n * chunk];                                            \
+        for (long e = 0; e < n * n; e++)                                                      \
+            for (long b = 0; b < m; b++) cur[e * chunk + b] = logits[e * B + c0 + b];         \
         for (long step = 0; step < 2 * iters; step++) {                                       \
-            /* even: lines are columns j (stride B), along i (stride n·B); odd: rows i */      \
-            const long stride_line = step % 2 ? n * B : B;                                    \
-            const long stride_along = step % 2 ? B : n * B;                                   \
-            const T *in = step == 0 ? logits : step == 1 ? work : steps + (step - 1) * plane; \
-            sinkhorn_step_##S(n, b0, b1, in, steps + step * plane, stride_line, stride_along, \
-                              step < 2, step == 0 ? work : (T *)0);                           \
+            if (step == 1)  /* the second step starts from the first one's logarithms */      \
+                for (long e = 0; e < n * n * chunk; e++) cur[e] = logs[e];                    \
+            sinkhorn_step_##S(n, m, chunk, cur, (int)(step % 2), step < 2,                   \
+                              step == 0 ? logs : (T *)0);                                   \
+            T *out = steps + step * plane + c0;                                               \
+            for (long e = 0; e < n * n; e++)                                                  \
+                for (long b = 0; b < m; b++) out[e * B + b] = cur[e * chunk + b];             \
         }                                                                                     \
     }                                                                                         \
 }                                                                                             \
@@ -188,32 +186,33 @@ void sinkhorn_forward_##S(long B, long n, long iters, const T *restrict logits, 
  * each step in reverse maps g to g - S·Σg along its axis. */                                 \
 void sinkhorn_backward_##S(long B, long n, long iters, const T *restrict steps,              \
                            const T *restrict grad, T *restrict out, int threads) {             \
-    const long plane = n * n * B;                                                             \
-    _Pragma("omp parallel num_threads(threads)")                                              \
-    {                                                                                         \
-        long b0, b1;                                                                          \
-        token_block(B, &b0, &b1);                                                             \
-        const T *last = steps + (2 * iters - 1) * plane;                                      \
+    const long plane = n * n * B, chunk = block_tokens(n);                                   \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")                         \
+    for (long c0 = 0; c0 < B; c0 += chunk) {                                                  \
+        const long m = B - c0 < chunk ? B - c0 : chunk;                                       \
+        T g[n * n * chunk], total[chunk];                                                     \
+        const T *last = steps + (2 * iters - 1) * plane + c0;                                 \
         for (long e = 0; e < n * n; e++)                                                      \
-            for (long b = b0; b < b1; b++) out[e * B + b] = grad[e * B + b] * last[e * B + b]; \
+            for (long b = 0; b < m; b++)                                                      \
+                g[e * chunk + b] = grad[e * B + c0 + b] * last[e * B + b];                    \
         for (long step = 2 * iters - 1; step >= 0; step--) {                                  \
-            const long stride_line = step % 2 ? n * B : B;                                    \
-            const long stride_along = step % 2 ? B : n * B;                                   \
-            const T *s = steps + step * plane;                                                \
-            for (long line = 0; line < n; line++)                                             \
-                for (long c0 = b0; c0 < b1; c0 += CHUNK) {                                    \
-                    const long m = b1 - c0 < CHUNK ? b1 - c0 : CHUNK;                         \
-                    T *g = out + line * stride_line + c0;                                     \
-                    const T *si = s + line * stride_line + c0;                                \
-                    T total[CHUNK];                                                           \
-                    for (long b = 0; b < m; b++) total[b] = 0;                                \
-                    for (long k = 0; k < n; k++)                                              \
-                        for (long b = 0; b < m; b++) total[b] += g[k * stride_along + b];     \
-                    for (long k = 0; k < n; k++)                                              \
-                        for (long b = 0; b < m; b++)                                          \
-                            g[k * stride_along + b] -= si[k * stride_along + b] * total[b];   \
-                }                                                                             \
+            const int rows = (int)(step % 2);                                                 \
+            const long line_g = rows ? n * chunk : chunk, along_g = rows ? chunk : n * chunk; \
+            const long line_s = rows ? n * B : B, along_s = rows ? B : n * B;                 \
+            const T *s = steps + step * plane + c0;                                           \
+            for (long line = 0; line < n; line++) {                                           \
+                T *gl = g + line * line_g;                                                    \
+                const T *sl = s + line * line_s;                                              \
+                for (long b = 0; b < m; b++) total[b] = 0;                                    \
+                for (long k = 0; k < n; k++)                                                  \
+                    for (long b = 0; b < m; b++) total[b] += gl[k * along_g + b];             \
+                for (long k = 0; k < n; k++)                                                  \
+                    for (long b = 0; b < m; b++)                                              \
+                        gl[k * along_g + b] -= sl[k * along_s + b] * total[b];                \
+            }                                                                                 \
         }                                                                                     \
+        for (long e = 0; e < n * n; e++)                                                      \
+            for (long b = 0; b < m; b++) out[e * B + c0 + b] = g[e * chunk + b];              \
     }                                                                                         \
 }
 

@@ -48,10 +48,13 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["recording", "usable", "status", "width_forward", "width_backward", "depth_forward",
-           "depth_backward", "sinkhorn_forward", "sinkhorn_backward", "SOURCE", "ENV",
+           "depth_backward", "sinkhorn_forward", "sinkhorn_backward", "call", "SOURCES", "ENV",
            "NoNativeKernels", "EXPORT_STAND_IN"]
 
-SOURCE = Path(__file__).with_name("hyper_native.c")
+SOURCES = tuple(Path(__file__).with_name(name)
+                for name in ("hyper_native.c", "hyper_native_maps.c"))
+"""Compiled together into one library: the stream mixing and Sinkhorn, and the per-token maps
+of the dynamic mixes (called by `hyper_site_native`)."""
 ENV = "ARCHC_NATIVE"
 """Set to 0 to keep torch's bmm path."""
 
@@ -130,9 +133,8 @@ def sinkhorn_forward(log: Tensor, iters: int) -> Tensor:
     `hyper_sinkhorn`'s (n, n, B) layout, computed as its `_iterates` computes them."""
     n, batch = log.shape[1], log.shape[2]
     steps = log.new_empty(2 * iters, n, n, batch)
-    work = torch.empty_like(log)
     _kernel("sinkhorn_forward", log)(_L(batch), _L(n), _L(iters), _ptr(log), _ptr(steps),
-                                     _ptr(work), _threads())
+                                     _threads())
     return steps
 
 
@@ -143,6 +145,17 @@ def sinkhorn_backward(steps: Tensor, grad: Tensor) -> Tensor:
     _kernel("sinkhorn_backward", grad)(_L(batch), _L(n), _L(steps.shape[0] // 2),
                                        _ptr(steps), _ptr(grad), _ptr(out), _threads())
     return out
+
+
+def call(name: str, *args: Tensor | int | float) -> None:
+    """Run kernel `name` in the dtype of its first tensor argument: tensors pass as pointers
+    (contiguous), ints as C longs, floats as that dtype's C scalar; the thread count is
+    appended (the kernels' last parameter)."""
+    like = next(arg for arg in args if isinstance(arg, Tensor))
+    scalar = ctypes.c_float if like.dtype == torch.float32 else ctypes.c_double
+    _kernel(name, like)(*(_ptr(arg) if isinstance(arg, Tensor) else
+                          _L(arg) if isinstance(arg, int) else scalar(arg) for arg in args),
+                        _threads())
 
 
 class NoNativeKernels:
@@ -205,9 +218,9 @@ def _library() -> tuple[ctypes.CDLL | None, str]:
 
 
 def _build(compiler: list[str]) -> Path:
-    """The shared library for this source, compiler and CPU, compiled unless cached."""
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(b"\0".join([source, " ".join(compiler + list(_FLAGS)).encode(),
+    """The shared library for these sources, compiler and CPU, compiled unless cached."""
+    sources = [path.read_bytes() for path in SOURCES]
+    key = hashlib.sha256(b"\0".join([*sources, " ".join(compiler + list(_FLAGS)).encode(),
                                      _cpu_identity().encode()])).hexdigest()[:16]
     root = Path(os.environ.get("ARCHC_CACHE") or Path.home() / ".cache" / "archc") / "native"
     target = root / f"hyper_native-{key}.so"
@@ -216,7 +229,7 @@ def _build(compiler: list[str]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root) as scratch:
         built = Path(scratch) / target.name
-        subprocess.run([*compiler, *_FLAGS, "-o", str(built), str(SOURCE)], check=True,
+        subprocess.run([*compiler, *_FLAGS, "-o", str(built), *map(str, SOURCES)], check=True,
                        capture_output=True, timeout=120)
         os.replace(built, target)  # atomic: another process may have won the race, same file
     return target

@@ -12,7 +12,10 @@ from archc.library.hyper_fused import width
 
 SITES = [("hc", {"dynamic": True}), ("hc", {"dynamic": True, "tanh": False}),
          ("mhc", {"iters": 4}), ("mhc_lite", {}), ("kromhc", {}), ("shc", {})]
-TOLERANCES = {torch.float64: 1e-10, torch.float32: 1e-5}
+TOLERANCES = {torch.float64: 1e-10, torch.float32: 5e-5}
+"""float32: both paths' gradients differ from the float64 truth by up to 2e-5 of their largest
+value here (measured; the loss squares outputs of size ~5), each in its own order of rounding,
+so they may differ from each other by that much. float64 checks the maths to 1e-10."""
 
 
 def _randomised(mix: str, hp: dict, n: int, dtype: torch.dtype) -> Connection:

@@ -1,0 +1,178 @@
+"""A per-token site's small maps in C while training: projection → H_pre, H_res, H_post and the
+exact way back (`hyper_native_maps.c`), for `hyper_fused_site`.
+
+Why: the maps act on a few dozen numbers per token, and as torch ops each is a pass over
+(B, c) numbers plus its autograd node — dozens of ops forward and backward (sHC's rotations,
+KromHC's factors, dynamic hc's per-stream layer norm), which cost as much as the stream mixing
+itself (benchmarks/RESULTS.md). Here the forward is one call per site, and the backward is one
+call that also forms the projection's backward operands (∂projected·r and the norm's
+coefficient), so `hyper_fused_site` goes straight to its GEMMs. mHC's Sinkhorn keeps its own
+kernel (`hyper_native.sinkhorn_forward`), between the two calls.
+
+Covered: every per-token mix — dynamic hc, mhc, mhc_lite, kromhc, and shc up to four streams
+(the closed-form Cayley map, as `hyper_maps._cayley`); shc with more streams keeps the torch
+graph. Callers check `hyper_native.usable(...)` first; tests/library/test_hyper_site_native.py
+checks values and every gradient against the torch maps.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from archc.library import hyper_native
+from archc.library.hyper_maps import helmert
+
+if TYPE_CHECKING:  # hyper_connections_modules imports this module (through hyper_fused_site)
+    from archc.library.hyper_connections_modules import Connection
+
+__all__ = ["supports", "forward", "backward", "SPHERE_STREAMS", "EXPORT_STAND_IN"]
+
+SPHERE_STREAMS = 4
+"""shc's C maps cover up to this many streams (3×3 rotations in closed form)."""
+
+_CODES = {"mhc": 0, "mhc_lite": 1, "kromhc": 2, "shc": 3}  # hyper_native_maps.c's MIX_*
+_BLOCK = 64
+"""Tokens per partial sum of the parameter gradients: fixed, so the sums do not depend on the
+thread count (the blocks' rows are added by one small torch sum)."""
+
+EXPORT_STAND_IN = hyper_native.NoNativeKernels  # model.py never calls this module
+
+
+def supports(site: Connection) -> bool:
+    """Whether the C maps cover this `Connection` (a per-token one)."""
+    return site.mix != "shc" or site.streams <= SPHERE_STREAMS
+
+
+def forward(site: Connection, projected: Tensor, params: tuple[Tensor, ...]
+            ) -> tuple[Tensor, Tensor, Tensor, tuple[Any, ...]]:
+    """(H_pre, H_res, H_post, state) for the site's projection, (B, c) or, dynamic hc, (B, n, c);
+    `params` are `site._map_params()`, `state` what `backward` needs."""
+    if site.mix == "hc":
+        return _dynamic_forward(site, projected, params)
+    return _manifold_forward(site, projected, params)
+
+
+def backward(site: Connection, state: tuple[Any, ...], projected: Tensor, inv: Tensor,
+             mean: Tensor, grads: tuple[Tensor, Tensor, Tensor], width: int
+             ) -> tuple[tuple[Tensor, ...], list[Tensor | None]]:
+    """The projection's backward operands (`hyper_fused_site.projection_operands` computes the
+    same with torch ops) and the maps' parameter gradients, in `params` order, from ∂H_pre
+    (B, n), ∂H_res (B, n, n) and ∂H_post (B, n). `inv` and `mean` are the projection's norm
+    (1/rms or 1/σ, and μ for the layer norm); `width` the normalised length, n·d or d."""
+    grad_pre, grad_res, grad_post = (g.contiguous() for g in grads)
+    if site.mix == "hc":
+        return _dynamic_backward(site, state, projected, inv, mean, grad_pre, grad_res,
+                                 grad_post, width)
+    return _manifold_backward(site, state, projected, inv, grad_pre, grad_res, grad_post, width)
+
+
+def _manifold_forward(site: Connection, projected: Tensor, params: tuple[Tensor, ...]
+                      ) -> tuple[Tensor, Tensor, Tensor, tuple[Any, ...]]:
+    batch, c = projected.shape
+    n, mix = site.streams, site.mix
+    bias, scales = params[0], params[1]
+    colscale = scales.detach()[site.group].contiguous()
+    gammas = params[2].detach().contiguous() if mix == "shc" else projected.new_zeros(2)
+    basis = _basis(n, projected.dtype) if mix == "shc" and n > 1 else projected.new_zeros(1)
+    logits = torch.addcmul(bias.detach(), projected, colscale)  # (B, c)
+    gates, rest = torch.sigmoid(logits), _rest(mix, n, logits)
+    pre, post = projected.new_empty(batch, n), projected.new_empty(batch, n)
+    res = projected.new_empty(batch, n, n) if mix in ("kromhc", "shc") else None
+    hyper_native.call("manifold_forward", batch, n, c, _CODES[mix], gates, rest,
+                      float(site._post_scale()), gammas, basis, pre, post,
+                      res if res is not None else _none(projected.dtype))
+    steps = None
+    if mix == "mhc":  # Sinkhorn's own kernel, in its (n, n, B) layout
+        log = logits[:, 2 * n:].reshape(batch, n, n).permute(1, 2, 0).contiguous()
+        steps = hyper_native.sinkhorn_forward(log, int(site.iters))
+        res = steps[-1].permute(2, 0, 1).contiguous()
+    elif mix == "mhc_lite":  # Σ_k q_k·P_k, one matmul as `hyper_maps.birkhoff`
+        res = (rest @ site.perms.flatten(1)).view(batch, n, n)
+    assert res is not None
+    return pre, res, post, (gates, rest, colscale, gammas, basis, steps)
+
+
+def _rest(mix: str, n: int, logits: Tensor) -> Tensor:
+    """What the mix's H_res takes of its logits (B, c - 2n), by torch's vectorised functions
+    so that the C maps call none: mhc_lite's softmax; each KromHC pair's softmax, as
+    σ(±(w₀ - w₁)) (softmax over a last axis of 2 takes torch 20 times longer); sHC's tanhs.
+    mhc's Sinkhorn reads the logits themselves."""
+    res = logits[:, 2 * n:]
+    if mix == "mhc_lite":
+        return torch.softmax(res, -1)
+    if mix == "kromhc":
+        gap = res[:, 0::2] - res[:, 1::2]
+        return torch.stack((gap, -gap), -1).flatten(-2).sigmoid_()
+    if mix == "shc":
+        return torch.tanh(res)
+    return logits.new_zeros(1)
+
+
+def _manifold_backward(site: Connection, state: tuple[Any, ...], projected: Tensor, inv: Tensor,
+                       grad_pre: Tensor, grad_res: Tensor, grad_post: Tensor, width: int
+                       ) -> tuple[tuple[Tensor, ...], list[Tensor | None]]:
+    gates, rest, colscale, gammas, basis, steps = state
+    batch, c = projected.shape
+    n, mix = site.streams, site.mix
+    if mix == "mhc":  # Sinkhorn's backward gives the res logits' gradient
+        g = hyper_native.sinkhorn_backward(steps, grad_res.permute(1, 2, 0).contiguous())
+        grad_res = g.permute(2, 0, 1).reshape(batch, n * n).contiguous()
+    elif mix == "mhc_lite":  # ∂q = ∂H_res·Pᵀ
+        grad_res = grad_res.view(batch, n * n) @ site.perms.flatten(1).T
+    scaled, coef = torch.empty_like(projected), projected.new_empty(batch, 1)
+    partial = projected.new_empty(-(-batch // _BLOCK), 2 * c + 2)
+    hyper_native.call("manifold_backward", batch, n, c, _CODES[mix], projected, gates, rest,
+                      colscale, float(site._post_scale()), gammas, basis, inv.contiguous(),
+                      width, grad_pre, grad_post, grad_res, scaled, coef, _BLOCK, partial)
+    sums = partial.sum(0)
+    grad_scales = site.scales.new_zeros(site.scales.shape).index_add_(0, site.group,
+                                                                      sums[c:2 * c])
+    # one-stream shc has no rotations: its gammas get no gradient, as in the torch graph
+    gammas_grad = sums[2 * c:] if n > 1 else None
+    grads = [sums[:c], grad_scales] + ([gammas_grad] if mix == "shc" else [])
+    return (scaled, coef), grads
+
+
+def _dynamic_forward(site: Connection, projected: Tensor, params: tuple[Tensor, ...]
+                     ) -> tuple[Tensor, Tensor, Tensor, tuple[Any, ...]]:
+    batch, n = projected.shape[:2]
+    pre0, res0, post0, scales = (p.detach().contiguous() for p in params)
+    t = torch.tanh(projected) if site.tanh else projected
+    pre, post = projected.new_empty(batch, n), projected.new_empty(batch, n)
+    res = projected.new_empty(batch, n, n)
+    hyper_native.call("dynamic_forward", batch, n, t, pre0, res0, post0, scales, pre, res, post)
+    return pre, res, post, (t, scales)
+
+
+def _dynamic_backward(site: Connection, state: tuple[Any, ...], projected: Tensor, inv: Tensor,
+                      mean: Tensor, grad_pre: Tensor, grad_res: Tensor, grad_post: Tensor,
+                      width: int) -> tuple[tuple[Tensor, ...], list[Tensor | None]]:
+    t, scales = state
+    batch, n, c = projected.shape
+    operand = projected.new_empty(batch * n, c + 1)
+    coef = projected.new_empty(batch, n, 1)
+    partial = projected.new_empty(-(-batch // _BLOCK), 2 * n + n * n + 2 + c)
+    proj_mean = site.proj.detach().mean(0).contiguous()
+    hyper_native.call("dynamic_backward", batch, n, width, int(bool(site.tanh)), t, projected,
+                      inv.contiguous(), mean.contiguous(), proj_mean, scales, grad_pre,
+                      grad_res, grad_post, operand, coef, _BLOCK, partial)
+    sums = partial.sum(0)
+    cut = [n, n * n, n, 2, c]
+    grad_pre0, grad_res0, grad_post0, grad_scales, mean_scaled = sums.split(cut)
+    return (operand, coef, mean_scaled), [grad_pre0, grad_res0.view(n, n), grad_post0,
+                                         grad_scales]
+
+
+@functools.cache
+def _basis(n: int, dtype: torch.dtype) -> Tensor:
+    """shc's Helmert basis (n, n-1) in `dtype`, built once."""
+    return helmert(n, torch.empty(0, dtype=dtype)).contiguous()
+
+
+def _none(dtype: torch.dtype) -> Tensor:
+    """A one-element stand-in for an argument the mix does not use (its count says so)."""
+    return torch.zeros(1, dtype=dtype)

@@ -1,0 +1,141 @@
+"""The per-token maps in C (library/hyper_native_maps.c via hyper_site_native.py) against the
+maps' torch graph: values and every gradient for every per-token mix, both dtypes, one to
+eight streams and extreme logits; determinism; which path runs when."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from archc.library import hyper_native, hyper_site_native
+from archc.library.hyper_connections_modules import Connection, depth_connection
+
+TOLERANCE = {torch.float64: 1e-12, torch.float32: 2e-5}
+CASES = [("hc", {"dynamic": True}, n) for n in (1, 2, 3, 4)] + [
+    ("hc", {"dynamic": True, "tanh": False}, 3),
+    *[("mhc", {"iters": 7}, n) for n in (1, 2, 4)],
+    *[("mhc_lite", {}, n) for n in (1, 2, 3, 4)],
+    *[("kromhc", {}, n) for n in (1, 2, 4, 8)],
+    *[("shc", {}, n) for n in (1, 2, 3, 4)],
+]
+
+
+@pytest.fixture(autouse=True)
+def _built() -> Iterator[None]:
+    if not hyper_native.usable(torch.zeros(())):
+        pytest.skip(f"native kernels not built: {hyper_native.status()}")
+    yield
+
+
+def _site(mix: str, hp: dict, n: int, dtype: torch.dtype, spread: float = 0.5) -> Connection:
+    torch.manual_seed(n)
+    site = Connection(mix, n, 8, **hp).to(dtype)
+    with torch.no_grad():
+        for p in site.parameters():
+            p.add_(spread * torch.randn_like(p))
+    return site
+
+
+def _train(site: Connection, h: torch.Tensor, grad: torch.Tensor) -> list[torch.Tensor | None]:
+    """The depth connection's output and the gradients of h and every parameter."""
+    h = h.clone().requires_grad_()
+    for p in site.parameters():
+        p.grad = None
+    x, mixed, post = site(h)
+    out = depth_connection(mixed, post, torch.tanh(x))
+    out.backward(grad)
+    return [out.detach(), h.grad, *(p.grad for p in site.parameters())]
+
+
+def _graph(site: Connection, h: torch.Tensor, grad: torch.Tensor) -> list[torch.Tensor | None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hyper_site_native, "supports", lambda site: False)
+        return _train(site, h, grad)
+
+
+def _assert_same(ours: list[torch.Tensor | None], theirs: list[torch.Tensor | None],
+                 tolerance: float) -> None:
+    for a, b in zip(ours, theirs, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None and b is not None:
+            scale = b.abs().max().clamp_min(1.0)
+            assert (a - b).abs().max() <= tolerance * scale
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("mix", "hp", "n"), CASES)
+def test_c_maps_equal_the_torch_graph(mix: str, hp: dict, n: int, dtype: torch.dtype) -> None:
+    site = _site(mix, hp, n, dtype)
+    gen = torch.Generator().manual_seed(7)
+    h = torch.randn(3, 5, n, 8, generator=gen).to(dtype)
+    grad = torch.randn(3, 5, n, 8, generator=gen).to(dtype)
+    _assert_same(_train(site, h, grad), _graph(site, h, grad), TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize(("mix", "hp", "n"), [("kromhc", {}, 4), ("mhc_lite", {}, 3),
+                                              ("shc", {}, 4), ("mhc", {"iters": 5}, 4),
+                                              ("hc", {"dynamic": True}, 4)])
+def test_extreme_logits_stay_finite_and_equal(mix: str, hp: dict, n: int) -> None:
+    """Logits tens of nats apart: KromHC and softmax weights round to 0 (the C backward forms
+    the other factors' products directly, never by division), tanh and σ saturate."""
+    site = _site(mix, hp, n, torch.float64, spread=40.0)
+    gen = torch.Generator().manual_seed(3)
+    h = 3 * torch.randn(2, 6, n, 8, generator=gen, dtype=torch.float64)
+    grad = torch.randn(2, 6, n, 8, generator=gen, dtype=torch.float64)
+    ours = _train(site, h, grad)
+    assert all(torch.isfinite(t).all() for t in ours if t is not None)
+    _assert_same(ours, _graph(site, h, grad), 1e-10)
+
+
+def test_training_takes_the_c_maps_and_inference_does_not(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    called: list[str] = []
+    call = hyper_native.call
+
+    def spy(name: str, *args: object) -> None:
+        called.append(name)
+        call(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hyper_native, "call", spy)
+    site = _site("shc", {}, 4, torch.float32)
+    h = torch.randn(2, 3, 4, 8, requires_grad=True)
+    x, mixed, post = site(h)
+    depth_connection(mixed, post, x).sum().backward()
+    assert called == ["manifold_forward", "manifold_backward"]
+    called.clear()
+    with torch.no_grad():
+        site(h)
+    assert called == []
+
+
+def test_shc_beyond_four_streams_keeps_the_torch_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five streams need a 4×4 solve for the Cayley map: the torch graph runs, and trains."""
+    monkeypatch.setattr(hyper_native, "call", lambda *args: pytest.fail("C maps ran"))
+    site = _site("shc", {}, 5, torch.float32)
+    assert not hyper_site_native.supports(site)
+    h = torch.randn(2, 3, 5, 8, requires_grad=True)
+    x, mixed, post = site(h)
+    depth_connection(mixed, post, x).sum().backward()
+    assert h.grad is not None and site.gammas.grad is not None
+
+
+@pytest.mark.parametrize("mix", ["mhc_lite", "hc"])
+def test_gradients_do_not_depend_on_the_thread_count(mix: str) -> None:
+    """The parameter gradients are summed over fixed blocks of tokens, so 1 and 2 threads give
+    the same numbers bit for bit (300 tokens: several blocks, a partial last one)."""
+    hp = {"dynamic": True} if mix == "hc" else {}
+    site = _site(mix, hp, 4, torch.float32)
+    gen = torch.Generator().manual_seed(1)
+    h, grad = torch.randn(3, 100, 4, 8, generator=gen), torch.randn(3, 100, 4, 8, generator=gen)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = _train(site, h, grad)
+        torch.set_num_threads(1)
+        one = _train(site, h, grad)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(one, two, strict=True):
+        assert a is not None and b is not None and torch.equal(a, b)
