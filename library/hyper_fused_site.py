@@ -162,8 +162,11 @@ def projection_operands(kind: str, grad: Tensor, projected: Tensor, proj: Tensor
 def _project_backward(kind: str, grad_h: Tensor, operands: tuple[Tensor, ...], flat: Tensor,
                       proj: Tensor) -> Tensor:
     """Add the projection's part of h's gradient to `grad_h` (B, n, d) in place, from
-    `projection_operands`; return W's gradient."""
+    `projection_operands`; return W's gradient. By one C pass where the kernels are built
+    (`hyper_native_projection.c`), else by an addmm_, an addcmul_ and a GEMM."""
     batch, n, d = flat.shape
+    if hyper_native.usable(flat, grad_h, proj, *operands):
+        return _project_backward_native(kind, grad_h, operands, flat, proj)
     if kind == "rms":
         scaled, coef = operands
         rows = grad_h.view(batch, n * d)
@@ -174,6 +177,33 @@ def _project_backward(kind: str, grad_h: Tensor, operands: tuple[Tensor, ...], f
     grad_h.addcmul_(coef, flat)
     return (_weight_grad(operand[:, :-1], flat.view(-1, d))
             - torch.outer(proj.new_ones(d), mean_scaled))
+
+
+_BLOCK = 128
+"""Rows per partial sum of W's gradient in the C pass: fixed, so the sum does not depend on the
+thread count (the blocks are added by one small torch sum)."""
+
+
+def _project_backward_native(kind: str, grad_h: Tensor, operands: tuple[Tensor, ...],
+                             flat: Tensor, proj: Tensor) -> Tensor:
+    """`_project_backward` in one C pass over h and its gradient: rows of vec h (rms) or of
+    each stream (layer, whose operand carries the shift column, against a column of ones)."""
+    batch, n, d = flat.shape
+    if kind == "rms":
+        scaled, coef = operands
+        rows, columns = flat.view(batch, n * d), proj.T.contiguous()  # Wᵀ (c, n·d)
+    else:
+        scaled, coef, mean_scaled = operands
+        rows, columns = flat.view(batch * n, d), torch.cat((proj.T, proj.new_ones(1, d)))
+    count, width = rows.shape
+    c = columns.shape[0]
+    partial = rows.new_empty(-(-count // _BLOCK), c, width)
+    hyper_native.call("projection_backward", count, width, c, rows, scaled.contiguous(),
+                      coef.contiguous(), columns, grad_h, _BLOCK, partial)
+    grad = partial.sum(0)  # (c, width): hᵀ·scaled, transposed
+    if kind == "rms":
+        return grad.T.contiguous()
+    return grad[:-1].T - torch.outer(proj.new_ones(d), mean_scaled)
 
 
 def _weight_grad(grad: Tensor, inputs: Tensor) -> Tensor:

@@ -52,9 +52,9 @@ __all__ = ["recording", "usable", "status", "width_forward", "width_backward", "
            "NoNativeKernels", "EXPORT_STAND_IN"]
 
 SOURCES = tuple(Path(__file__).with_name(name)
-                for name in ("hyper_native.c", "hyper_native_maps.c"))
+                for name in ("hyper_native.c", "hyper_native_maps.c", "hyper_native_projection.c"))
 """Compiled together into one library: the stream mixing and Sinkhorn, and the per-token maps
-of the dynamic mixes (called by `hyper_site_native`)."""
+and projection backward of the dynamic mixes (called by `hyper_site_native`)."""
 ENV = "ARCHC_NATIVE"
 """Set to 0 to keep torch's bmm path."""
 

@@ -103,7 +103,7 @@ def test_training_takes_the_c_maps_and_inference_does_not(monkeypatch: pytest.Mo
     h = torch.randn(2, 3, 4, 8, requires_grad=True)
     x, mixed, post = site(h)
     depth_connection(mixed, post, x).sum().backward()
-    assert called == ["manifold_forward", "manifold_backward"]
+    assert called == ["manifold_forward", "manifold_backward", "projection_backward"]
     called.clear()
     with torch.no_grad():
         site(h)
@@ -112,7 +112,13 @@ def test_training_takes_the_c_maps_and_inference_does_not(monkeypatch: pytest.Mo
 
 def test_shc_beyond_four_streams_keeps_the_torch_graph(monkeypatch: pytest.MonkeyPatch) -> None:
     """Five streams need a 4×4 solve for the Cayley map: the torch graph runs, and trains."""
-    monkeypatch.setattr(hyper_native, "call", lambda *args: pytest.fail("C maps ran"))
+    call = hyper_native.call
+
+    def maps_refused(name: str, *args: object) -> None:
+        assert not name.startswith("manifold"), "C maps ran"
+        call(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hyper_native, "call", maps_refused)
     site = _site("shc", {}, 5, torch.float32)
     assert not hyper_site_native.supports(site)
     h = torch.randn(2, 3, 5, 8, requires_grad=True)
@@ -139,3 +145,28 @@ def test_gradients_do_not_depend_on_the_thread_count(mix: str) -> None:
         torch.set_num_threads(threads)
     for a, b in zip(one, two, strict=True):
         assert a is not None and b is not None and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("rows", "width", "c"), [(300, 1024, 24), (37, 21, 5), (8, 16, 1),
+                                                  (129, 40, 7)])
+def test_projection_backward_pass_equals_its_torch_ops(rows: int, width: int, c: int,
+                                                       dtype: torch.dtype) -> None:
+    """∂h += scaled·Wᵀ + coef ⊙ h and ∂W = hᵀ·scaled in one C pass (hyper_native_projection.c)
+    against addmm_, addcmul_ and a matmul: whole vectors, a tail past them (21, 40 columns),
+    partial groups and blocks of rows."""
+    gen = torch.Generator().manual_seed(rows + width + c)
+    h, grad_h = (torch.randn(rows, width, generator=gen, dtype=dtype) for _ in range(2))
+    scaled = torch.randn(rows, c, generator=gen, dtype=dtype)
+    coef = torch.randn(rows, 1, generator=gen, dtype=dtype)
+    weight = torch.randn(width, c, generator=gen, dtype=dtype)
+    want_h = grad_h.clone().addmm_(scaled, weight.T).addcmul_(coef, h)
+    want_w = h.T @ scaled
+    block = 128
+    partial = h.new_empty(-(-rows // block), c, width)
+    hyper_native.call("projection_backward", rows, width, c, h, scaled, coef,
+                      weight.T.contiguous(), grad_h, block, partial)
+    tolerance = TOLERANCE[dtype]
+    torch.testing.assert_close(grad_h, want_h, rtol=tolerance, atol=tolerance * width ** 0.5)
+    torch.testing.assert_close(partial.sum(0).T, want_w, rtol=tolerance,
+                               atol=tolerance * rows ** 0.5)

@@ -1,0 +1,107 @@
+/* The backward of a per-token site's projection in one pass over the streams: for rows h
+ * (R, width) -- vec h per token for the RMS projection, each stream for dynamic hc's layer
+ * norm -- and the operands hyper_fused_site.py forms (scaled (R, c), coef (R)):
+ *
+ *     ∂h += scaled·Wᵀ + coef ⊙ h    and    ∂W = hᵀ·scaled,
+ *
+ * where torch makes three passes (addmm_ and addcmul_ into ∂h, a GEMM for ∂W). Tokens go in
+ * groups of GROUP, so each group reads Wᵀ (c, width) and the ∂W accumulator once from L2
+ * while the group's rows stay in registers, chunk by chunk of the width. ∂W is summed per
+ * fixed block of `block` rows into partial (blocks, c, width), which the caller adds: the same
+ * numbers for any thread count.
+ *
+ * Built with hyper_native.c (hyper_native.py); GCC/Clang vector extensions (lowered to the
+ * machine's SIMD by -march=native). The file includes itself once per dtype (T, S).
+ */
+#ifndef T
+#include <stddef.h>
+
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+#define NAME(name) CAT(name, S)
+#define GROUP 8     /* rows sharing one read of Wᵀ and of the ∂W accumulator */
+#define VBYTES 64   /* one vector: 16 floats or 8 doubles */
+
+#define T float
+#define S f32
+#include "hyper_native_projection.c"
+#undef T
+#undef S
+
+#define T double
+#define S f64
+#include "hyper_native_projection.c"
+
+#else /* the kernel, for one dtype T */
+
+typedef T NAME(vec) __attribute__((vector_size(VBYTES), aligned(sizeof(T)), may_alias));
+#define LANES ((long)(VBYTES / sizeof(T)))
+
+/* Rows [r0, r0 + g) of the group, g ≤ GROUP, columns [e0, e1) (whole vectors). */
+static inline __attribute__((always_inline)) void NAME(group_vectors)(long width, long c, long r0, long g, long e0, long e1,
+                                const T *restrict h, const T *restrict scaled,
+                                const T *restrict coef, const T *restrict wt,
+                                T *restrict grad_h, T *restrict acc) {
+    typedef NAME(vec) V;
+    for (long e = e0; e < e1; e += LANES) {
+        V hv[GROUP], gv[GROUP];
+        for (long t = 0; t < g; t++) {
+            hv[t] = *(const V *)(h + (r0 + t) * width + e);
+            gv[t] = *(V *)(grad_h + (r0 + t) * width + e) + coef[r0 + t] * hv[t];
+        }
+        for (long k = 0; k < c; k++) {
+            const V w = *(const V *)(wt + k * width + e);
+            V a = *(V *)(acc + k * width + e);
+            for (long t = 0; t < g; t++) {
+                const T s = scaled[(r0 + t) * c + k];
+                gv[t] += s * w;
+                a += s * hv[t];
+            }
+            *(V *)(acc + k * width + e) = a;
+        }
+        for (long t = 0; t < g; t++) *(V *)(grad_h + (r0 + t) * width + e) = gv[t];
+    }
+}
+
+/* The same for the columns [e0, width) past the last whole vector, one number at a time. */
+static void NAME(group_tail)(long width, long c, long r0, long g, long e0,
+                             const T *restrict h, const T *restrict scaled,
+                             const T *restrict coef, const T *restrict wt, T *restrict grad_h,
+                             T *restrict acc) {
+    for (long t = 0; t < g; t++) {
+        const long r = r0 + t;
+        for (long e = e0; e < width; e++) {
+            T gh = grad_h[r * width + e] + coef[r] * h[r * width + e];
+            for (long k = 0; k < c; k++) {
+                gh += scaled[r * c + k] * wt[k * width + e];
+                acc[k * width + e] += scaled[r * c + k] * h[r * width + e];
+            }
+            grad_h[r * width + e] = gh;
+        }
+    }
+}
+
+void NAME(projection_backward)(long R, long width, long c, const T *restrict h,
+                               const T *restrict scaled, const T *restrict coef,
+                               const T *restrict wt, T *restrict grad_h, long block,
+                               T *restrict partial, int threads) {
+    const long whole = width / LANES * LANES;
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")
+    for (long r0 = 0; r0 < R; r0 += block) {
+        T *acc = partial + r0 / block * c * width;
+        for (long e = 0; e < c * width; e++) acc[e] = 0;
+        const long r1 = r0 + block < R ? r0 + block : R;
+        for (long g0 = r0; g0 < r1; g0 += GROUP) {
+            const long g = r1 - g0 < GROUP ? r1 - g0 : GROUP;
+            if (g == GROUP) /* a constant group: its rows stay in registers */
+                NAME(group_vectors)(width, c, g0, GROUP, 0, whole, h, scaled, coef, wt, grad_h,
+                                    acc);
+            else
+                NAME(group_vectors)(width, c, g0, g, 0, whole, h, scaled, coef, wt, grad_h, acc);
+            NAME(group_tail)(width, c, g0, g, whole, h, scaled, coef, wt, grad_h, acc);
+        }
+    }
+}
+
+#undef LANES
+#endif
