@@ -81,10 +81,10 @@ def _manifold_forward(site: Connection, projected: Tensor, params: tuple[Tensor,
     logits = torch.addcmul(bias.detach(), projected, colscale)  # (B, c)
     gates, rest = torch.sigmoid(logits), _rest(mix, n, logits)
     pre, post = projected.new_empty(batch, n), projected.new_empty(batch, n)
-    res = projected.new_empty(batch, n, n) if mix in ("kromhc", "shc") else None
+    # the C call forms H_res for kromhc and shc; mhc's and mhc_lite's come below
+    res = projected.new_empty(batch, n, n) if mix in ("kromhc", "shc") else projected.new_zeros(1)
     hyper_native.call("manifold_forward", batch, n, c, _CODES[mix], gates, rest,
-                      float(site._post_scale()), gammas, basis, pre, post,
-                      res if res is not None else _none(projected.dtype))
+                      float(site._post_scale()), gammas, basis, pre, post, res)
     steps = None
     if mix == "mhc":  # Sinkhorn's own kernel, in its (n, n, B) layout
         log = logits[:, 2 * n:].reshape(batch, n, n).permute(1, 2, 0).contiguous()
@@ -92,7 +92,6 @@ def _manifold_forward(site: Connection, projected: Tensor, params: tuple[Tensor,
         res = steps[-1].permute(2, 0, 1).contiguous()
     elif mix == "mhc_lite":  # Σ_k q_k·P_k, one matmul as `hyper_maps.birkhoff`
         res = (rest @ site.perms.flatten(1)).view(batch, n, n)
-    assert res is not None
     return pre, res, post, (gates, rest, colscale, gammas, basis, steps)
 
 
@@ -171,8 +170,3 @@ def _dynamic_backward(site: Connection, state: tuple[Any, ...], projected: Tenso
 def _basis(n: int, dtype: torch.dtype) -> Tensor:
     """shc's Helmert basis (n, n-1) in `dtype`, built once."""
     return helmert(n, torch.empty(0, dtype=dtype)).contiguous()
-
-
-def _none(dtype: torch.dtype) -> Tensor:
-    """A one-element stand-in for an argument the mix does not use (its count says so)."""
-    return torch.zeros(1, dtype=dtype)
