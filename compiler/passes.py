@@ -15,7 +15,7 @@ from archc.compiler.identity import ZERO_PRESERVING
 from archc.library.tensor import TensorType
 
 __all__ = ["PASSES", "run_passes", "prune_zero_edges", "remove_identities", "fold_constants",
-           "eliminate_dead_code"]
+           "eliminate_dead_code", "fuse_depth_into_width"]
 
 
 def prune_zero_edges(gm: fx.GraphModule) -> fx.GraphModule:
@@ -104,6 +104,24 @@ def fold_constants(gm: fx.GraphModule) -> fx.GraphModule:
     return gm
 
 
+def fuse_depth_into_width(gm: fx.GraphModule) -> fx.GraphModule:
+    """A site's depth connection whose streams only the next site's width connection reads is
+    handed to that site: `conn(depth_connection(mixed, post, y))` becomes `conn(mixed, post,
+    y)`, which `Connection.forward` computes as the two calls did (static hc in one pass each
+    way, without storing the streams between the sites: `hyper_fused.depth_width`). Valid for
+    every `hc_depth` node with that one user, the `hc_width` node's only argument."""
+    for node in list(gm.graph.nodes):
+        if node.op != "call_function" or node.meta.get("block") != "hc_depth":
+            continue
+        users = list(node.users)
+        if (len(users) == 1 and users[0].op == "call_module"
+                and users[0].meta.get("block") == "hc_width"
+                and users[0].args == (node,) and not users[0].kwargs):
+            users[0].args = node.args
+            gm.graph.erase_node(node)
+    return gm
+
+
 def _attribute(gm: fx.GraphModule, target: str) -> object:
     value: object = gm
     for part in target.split("."):
@@ -120,6 +138,7 @@ PASSES: tuple[Callable[[fx.GraphModule], fx.GraphModule], ...] = (
     remove_identities,
     fold_constants,
     eliminate_dead_code,
+    fuse_depth_into_width,
 )
 
 

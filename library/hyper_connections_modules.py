@@ -54,7 +54,7 @@ from archc.library.hyper_connections import (
     check_site,
     res_coefficients,
 )
-from archc.library.hyper_fused import depth, width
+from archc.library.hyper_fused import depth, depth_width, width
 from archc.library.hyper_fused_site import RMS_EPS, fused_site, inv_rms, project_streams
 from archc.library.hyper_maps import birkhoff, kron_factors, permutation_matrices, spectral_sphere
 from archc.library.hyper_sinkhorn import sinkhorn
@@ -74,6 +74,10 @@ class Connection(nn.Module):
     argument is kept under its own name, so export can rebuild the module. `forward(h)` maps
     streams (..., n, d) to (x, mixed, post): the layer input x = H_pre·h (..., d), mixed = H_res·h
     (..., n, d), and the H_post weights, (n,) for static hc and (..., n) otherwise.
+    `forward(mixed, post, y)` takes the previous site's outputs instead, its streams being
+    `depth_connection(mixed, post, y)`: the compiler hands each site its predecessor's depth
+    connection (`compiler.passes.fuse_depth_into_width`), and static hc computes the two in one
+    pass each way (`hyper_fused.depth_width`) without storing the streams between the sites.
     """
 
     # the mix blocks' hyperparameters (each mix sets its own) and the manifold mixes' buffers
@@ -137,7 +141,13 @@ class Connection(nn.Module):
         """Whether the matrices are computed per position from the streams (all but static hc)."""
         return self.mix != "hc" or bool(self.dynamic)
 
-    def forward(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # (..., n, d)
+    def forward(self, h: Tensor, post: Tensor | None = None, y: Tensor | None = None
+                ) -> tuple[Tensor, Tensor, Tensor]:  # (..., n, d)
+        if post is not None and y is not None:  # handed the previous site's depth connection
+            if not self.per_token and _one_float_dtype(h, post, y, self.pre):
+                x, mixed = depth_width(h, post, y, self.pre, self.res)  # one pass each way
+                return x, mixed, self.post
+            h = depth_connection(h, post, y)
         if self.per_token and torch.is_grad_enabled() and not torch.compiler.is_compiling():
             kind, maps = self._maps()  # training: h's gradient built in one buffer
             return fused_site(h, self.proj, kind, maps, self._map_params(), self)
@@ -203,6 +213,11 @@ def depth_connection(mixed: Tensor, post: Tensor, y: Tensor) -> Tensor:
     integers)."""
     dtype = torch.promote_types(torch.promote_types(mixed.dtype, post.dtype), y.dtype)
     return depth(mixed.to(dtype), post.to(dtype), y.to(dtype))
+
+
+def _one_float_dtype(*tensors: Tensor) -> bool:
+    """Whether the tensors share one floating dtype (else `depth_connection` promotes first)."""
+    return tensors[0].is_floating_point() and all(t.dtype == tensors[0].dtype for t in tensors)
 
 
 def expand_streams(x: Tensor, streams: int) -> Tensor:

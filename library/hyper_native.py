@@ -48,13 +48,15 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["recording", "usable", "status", "width_forward", "width_backward", "depth_forward",
-           "depth_backward", "sinkhorn_forward", "sinkhorn_backward", "call", "SOURCES", "ENV",
-           "NoNativeKernels", "EXPORT_STAND_IN"]
+           "depth_backward", "sinkhorn_forward", "sinkhorn_backward", "call", "token_stride",
+           "SOURCES", "ENV", "NoNativeKernels", "EXPORT_STAND_IN"]
 
 SOURCES = tuple(Path(__file__).with_name(name)
-                for name in ("hyper_native.c", "hyper_native_maps.c", "hyper_native_projection.c"))
-"""Compiled together into one library: the stream mixing and Sinkhorn, and the per-token maps
-and projection backward of the dynamic mixes (called by `hyper_site_native`)."""
+                for name in ("hyper_native.c", "hyper_native_depth_width.c", "hyper_native_maps.c",
+                             "hyper_native_projection.c"))
+"""Compiled together into one library: the stream mixing and Sinkhorn, a depth connection
+fused with the next width connection (`hyper_fused.depth_width`), and the per-token maps and
+projection backward of the dynamic mixes (called by `hyper_site_native`)."""
 ENV = "ARCHC_NATIVE"
 """Set to 0 to keep torch's bmm path."""
 
@@ -180,9 +182,13 @@ def _ptr(t: Tensor) -> ctypes.c_void_p:
 
 
 def _stride(weights: Tensor, batch: int) -> ctypes.c_long:
-    """Numbers between two tokens' weights: 0 for one shared copy, else a token's count."""
+    return _L(token_stride(weights, batch))
+
+
+def token_stride(weights: Tensor, batch: int) -> int:
+    """Numbers between two tokens' weights (P, …): 0 for one shared copy, else a token's count."""
     assert weights.shape[0] in (1, batch), "weights are shared or one set per token"
-    return _L(weights[0].numel() if weights.shape[0] > 1 else 0)
+    return weights[0].numel() if weights.shape[0] > 1 else 0
 
 
 def _threads() -> ctypes.c_int:

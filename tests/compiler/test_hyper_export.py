@@ -22,6 +22,7 @@ BODY = """
         residual { rmsnorm; mlp(ratio = 2) }"""
 
 SPECS = {
+    "hc": "hyper(streams = 3, mix = hc) {{{body}\n    }}",
     "hc_dynamic": "hyper(streams = 2, mix = hc(dynamic = true)) {{{body}\n    }}",
     "mhc_head": "hyper(streams = 4, mix = mhc(iters = 7), collapse = \"head\") {{{body}\n    }}",
     "mhc_lite": "hyper(streams = 3, mix = mhc_lite) {{{body}\n    }}",

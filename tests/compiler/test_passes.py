@@ -76,3 +76,39 @@ def test_inductor_is_opt_in_and_computes_the_same() -> None:
     fast = built.inductor()
     x = torch.randn(8, 16)
     assert torch.allclose(fast(x), built.module(x), atol=1e-5)
+
+
+_HYPER = """space s {{
+    input tokens: int[6]
+    embedding(vocab = 11, dim = 8)
+    hyper(streams = 4, mix = {mix}) {{
+        repeat 3 {{ residual {{ rmsnorm; mlp(ratio = 2) }} }}
+    }}
+    lm_head(11)
+}}
+"""
+
+
+@pytest.mark.parametrize("mix", ["hc", "hc(dynamic = true)", "kromhc"])
+def test_depth_connections_are_handed_to_the_next_site(mix: str) -> None:
+    """Each site but the last takes its predecessor's depth connection (the last one's feeds
+    the collapse); outputs and every gradient equal the unfused graph's, while training."""
+    arch = decode(archc.loads(_HYPER.format(mix=mix), name="s.arch"), {}, {})
+    plain = lower(arch, passes=False)
+    fused = run_passes(lower(arch, passes=False))
+    with torch.no_grad():
+        for param in plain.parameters():
+            param.add_(0.3 * torch.randn(param.shape, generator=torch.Generator().manual_seed(0)))
+    fused.load_state_dict(plain.state_dict())
+    depths = [n for n in fused.graph.nodes if n.meta.get("block") == "hc_depth"]
+    sites = [n for n in fused.graph.nodes if n.meta.get("block") == "hc_width"]
+    assert len(depths) == 1 and [len(site.args) for site in sites] == [1, 3, 3]
+    assert [user.meta["block"] for user in depths[0].users] == ["collapse"]
+    tokens = torch.randint(0, 11, (4, 6), generator=torch.Generator().manual_seed(1))
+    results = []
+    for gm in (plain, fused):
+        out = gm(tokens)
+        out.square().mean().backward()
+        results.append([out, *(p.grad for p in gm.parameters())])
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

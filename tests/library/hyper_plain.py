@@ -34,7 +34,10 @@ class PlainConnection(nn.Module):
     def from_fast(cls, fast: Connection) -> PlainConnection:
         return cls(fast)
 
-    def forward(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # (..., n, d)
+    def forward(self, h: Tensor, post: Tensor | None = None, y: Tensor | None = None
+                ) -> tuple[Tensor, Tensor, Tensor]:  # (..., n, d)
+        if post is not None and y is not None:  # handed the previous site's depth connection
+            h = plain_depth_connection(h, post, y)
         lead, (n, d) = h.shape[:-2], h.shape[-2:]
         tokens = h.reshape(-1, n, d)
         xs, mixeds, posts = [], [], []

@@ -1,0 +1,130 @@
+/* One site's depth connection and the next site's width connection in one pass over the
+ * streams, forward and backward, where the two kernels of hyper_native.c make two:
+ *
+ *     h = mixed + post ⊗ y             (site k's depth connection; never stored)
+ *     x' = pre'·h,  mixed' = res'·h     (site k+1's width connection)
+ *
+ * Forward, each token's h is formed chunk by chunk in a local array and mixed at once: the
+ * pass reads mixed and y and writes x' and mixed', where the two kernels also write h and read
+ * it back. Backward, from ∂x' and ∂mixed': ∂h = res'ᵀ·∂mixed' + pre'ᵀ ⊗ ∂x' is ∂mixed itself
+ * (the depth connection passes it through), ∂y = postᵀ·∂h and ∂post = ∂h·y come from it while
+ * it is in registers, and ∂pre' = ∂x'·h, ∂res' = ∂mixed'·hᵀ from h recomputed -- one pass that
+ * reads mixed, y, ∂x', ∂mixed' and writes ∂mixed, ∂y, where the two kernels also read h and
+ * read ∂h back.
+ *
+ * Layouts as hyper_native.c's: contiguous streams (B, n, d), weights (P, n) or (P, n, n) with a
+ * token stride of 0 when one copy is shared; per-token weight gradients come back per token,
+ * (B, n) and (B, n, n), for the caller to sum. Built with hyper_native.c (hyper_native.py);
+ * hyper_fused.depth_width calls it. The file includes itself once per dtype (T, S).
+ */
+#ifndef T
+#include <stddef.h>
+
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+#define NAME(name) CAT(name, S)
+#define COLUMNS 256 /* a chunk of h: n rows of COLUMNS numbers stay in L1 */
+
+#define T float
+#define S f32
+#include "hyper_native_depth_width.c"
+#undef T
+#undef S
+
+#define T double
+#define S f64
+#include "hyper_native_depth_width.c"
+
+#else /* the kernels, for one dtype T */
+
+/* h's columns [k0, k0 + m) of token b into `out` (n, COLUMNS). */
+static inline void NAME(streams)(long n, long d, long k0, long m, const T *restrict mixed,
+                                 const T *restrict q, const T *restrict yb, T *restrict out) {
+    for (long j = 0; j < n; j++) {
+        const T *mj = mixed + j * d + k0, qj = q[j];
+        T *oj = out + j * COLUMNS;
+        _Pragma("omp simd") for (long k = 0; k < m; k++) oj[k] = mj[k] + qj * yb[k0 + k];
+    }
+}
+
+/* x'_b = Σ_j pre_bj h_bj (B, d) and mixed'_bi = Σ_j res_bij h_bj (B, n, d), h = mixed + post ⊗ y. */
+void NAME(depth_width_forward)(long B, long n, long d, const T *restrict mixed,
+                               const T *restrict post, long post_stride, const T *restrict y,
+                               const T *restrict pre, long pre_stride, const T *restrict res,
+                               long res_stride, T *restrict x, T *restrict mixed_out,
+                               int threads) {
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")
+    for (long b = 0; b < B; b++) {
+        const T *p = pre + b * pre_stride, *r = res + b * res_stride;
+        T h[n * COLUMNS];
+        for (long k0 = 0; k0 < d; k0 += COLUMNS) {
+            const long m = d - k0 < COLUMNS ? d - k0 : COLUMNS;
+            NAME(streams)(n, d, k0, m, mixed + b * n * d, post + b * post_stride, y + b * d, h);
+            T *xb = x + b * d + k0;
+            _Pragma("omp simd") for (long k = 0; k < m; k++) xb[k] = p[0] * h[k];
+            for (long j = 1; j < n; j++) {
+                const T pj = p[j], *hj = h + j * COLUMNS;
+                _Pragma("omp simd") for (long k = 0; k < m; k++) xb[k] += pj * hj[k];
+            }
+            for (long i = 0; i < n; i++) {
+                const T *ri = r + i * n;
+                T *mi = mixed_out + (b * n + i) * d + k0;
+                _Pragma("omp simd") for (long k = 0; k < m; k++) mi[k] = ri[0] * h[k];
+                for (long j = 1; j < n; j++) {
+                    const T rij = ri[j], *hj = h + j * COLUMNS;
+                    _Pragma("omp simd") for (long k = 0; k < m; k++) mi[k] += rij * hj[k];
+                }
+            }
+        }
+    }
+}
+
+/* From ∂x' (B, d) and ∂mixed' (B, n, d): ∂mixed = ∂h (B, n, d), ∂y (B, d), and per token
+ * ∂post (B, n), ∂pre' (B, n), ∂res' (B, n, n). */
+void NAME(depth_width_backward)(long B, long n, long d, const T *restrict mixed,
+                                const T *restrict post, long post_stride,
+                                const T *restrict y, const T *restrict pre, long pre_stride,
+                                const T *restrict res, long res_stride,
+                                const T *restrict grad_x, const T *restrict grad_mixed_out,
+                                T *restrict grad_mixed, T *restrict grad_y,
+                                T *restrict grad_post, T *restrict grad_pre,
+                                T *restrict grad_res, int threads) {
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")
+    for (long b = 0; b < B; b++) {
+        const T *p = pre + b * pre_stride, *r = res + b * res_stride, *q = post + b * post_stride;
+        const T *yb = y + b * d, *gx = grad_x + b * d, *gm = grad_mixed_out + b * n * d;
+        T *gp = grad_pre + b * n, *gr = grad_res + b * n * n, *gq = grad_post + b * n;
+        T h[n * COLUMNS];
+        for (long e = 0; e < n; e++) gp[e] = gq[e] = 0;
+        for (long e = 0; e < n * n; e++) gr[e] = 0;
+        for (long k0 = 0; k0 < d; k0 += COLUMNS) {
+            const long m = d - k0 < COLUMNS ? d - k0 : COLUMNS;
+            NAME(streams)(n, d, k0, m, mixed + b * n * d, q, yb, h);
+            T *gy = grad_y + b * d + k0;
+            _Pragma("omp simd") for (long k = 0; k < m; k++) gy[k] = 0;
+            for (long j = 0; j < n; j++) {
+                const T *hj = h + j * COLUMNS, pj = p[j], qj = q[j];
+                T *ghj = grad_mixed + (b * n + j) * d + k0, dot = 0;
+                _Pragma("omp simd reduction(+:dot)")
+                for (long k = 0; k < m; k++) { ghj[k] = pj * gx[k0 + k]; dot += gx[k0 + k] * hj[k]; }
+                gp[j] += dot;
+                for (long i = 0; i < n; i++) {
+                    const T *gi = gm + i * d + k0, rij = r[i * n + j];
+                    T mixed_dot = 0;
+                    _Pragma("omp simd reduction(+:mixed_dot)")
+                    for (long k = 0; k < m; k++) {
+                        ghj[k] += rij * gi[k];
+                        mixed_dot += gi[k] * hj[k];
+                    }
+                    gr[i * n + j] += mixed_dot;
+                }
+                T post_dot = 0;
+                _Pragma("omp simd reduction(+:post_dot)")
+                for (long k = 0; k < m; k++) { gy[k] += qj * ghj[k]; post_dot += ghj[k] * yb[k0 + k]; }
+                gq[j] += post_dot;
+            }
+        }
+    }
+}
+
+#endif
