@@ -86,19 +86,31 @@ def test_the_kernel_runs_while_training_only() -> None:
     assert ran == ["depth_width_forward", "depth_width_backward"]
 
 
+_FUSED = ["depth_width_forward", "depth_width_backward"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("d", [16, 33])
+@pytest.mark.parametrize("shared_post", [True, False])
 @pytest.mark.parametrize("mix", [{"mix": "hc"}, {"mix": "hc", "dynamic": True},
-                                 {"mix": "mhc"}, {"mix": "kromhc"}])
-def test_a_site_handed_its_predecessors_depth_connection(mix: dict[str, object]) -> None:
+                                 {"mix": "mhc"}, {"mix": "mhc_lite"}, {"mix": "kromhc"},
+                                 {"mix": "shc"}])
+def test_a_site_handed_its_predecessors_depth_connection(mix: dict[str, object],
+                                                         shared_post: bool, d: int,
+                                                         dtype: torch.dtype) -> None:
     """`site(mixed, post, y)` = `site(depth_connection(mixed, post, y))`, outputs and gradients,
-    for static hc (the fused pass) and the per-token mixes (which form the streams first)."""
+    for static hc (`depth_width`, whose kernels run) and the per-token mixes (which form the
+    streams first)."""
+    _native()
     torch.manual_seed(0)
-    site = Connection(str(mix["mix"]), 4, 16, **{k: v for k, v in mix.items() if k != "mix"})
+    site = Connection(str(mix["mix"]), 4, d,
+                      **{k: v for k, v in mix.items() if k != "mix"}).to(dtype)
     with torch.no_grad():
         for param in site.parameters():
             param.add_(0.3 * torch.randn_like(param))
-    mixed = torch.randn(2, 5, 4, 16, requires_grad=True)
-    post = torch.randn(2, 5, 4, requires_grad=True)
-    y = torch.randn(2, 5, 16, requires_grad=True)
+    mixed = torch.randn(2, 5, 4, d, dtype=dtype, requires_grad=True)
+    post = torch.randn(*(() if shared_post else (2, 5)), 4, dtype=dtype, requires_grad=True)
+    y = torch.randn(2, 5, d, dtype=dtype, requires_grad=True)
     leaves = (mixed, post, y, *site.parameters())
 
     def outputs_and_grads(*args: torch.Tensor) -> list[torch.Tensor]:
@@ -106,10 +118,18 @@ def test_a_site_handed_its_predecessors_depth_connection(mix: dict[str, object])
         loss = (x.tanh() * x).sum() + (out * out.roll(1, -1)).sum() + post_out.square().sum()
         return [x, out, post_out, *torch.autograd.grad(loss, leaves)]
 
-    fused = outputs_and_grads(mixed, post, y)
+    ran: list[str] = []
+    kept = hyper_native.call
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hyper_native, "call", lambda name, *args: (ran.append(name),
+                                                                 kept(name, *args)))
+        fused = outputs_and_grads(mixed, post, y)
     split = outputs_and_grads(depth_connection(mixed, post, y))
+    static = site.mix == "hc" and not site.dynamic
+    assert [name for name in ran if name in _FUSED] == (_FUSED if static else [])
+    tol = TOLERANCE[dtype] * 10
     for a, b in zip(fused, split, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
 
 
 def test_a_pruned_layers_integer_zeros_are_promoted_first() -> None:
