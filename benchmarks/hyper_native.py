@@ -14,7 +14,9 @@ off), and everything native. Medians of per-round ratios:
 1. one `Connection` around an MLP branch (d 256 → 1024 → 256; b 8 × t 256, n = 4), forward +
    backward, over `x + mlp(x)` (issue 5's ≤ 1.25× target);
 2. the 12-layer hyper-connected transformer of benchmarks/hyper_transformer.py (24 sites), over
-   the same network with plain residuals (issue 5's ≤ 1.15× target).
+   the same network with plain residuals (issue 5's ≤ 1.15× target); static hc also compiled
+   without the fusion that hands each depth connection to the next site
+   (`compiler.passes.fuse_depth_into_width`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from hyper_site import MIXES, B, D, N, T, mlp
 from hyper_transformer import MIXES as NETWORK_MIXES
 from hyper_transformer import network, step_timer
 
+from archc.compiler import passes
 from archc.library import hyper_native, hyper_site_native
 from archc.library.hyper_connections_modules import Connection, depth_connection
 
@@ -84,6 +87,12 @@ def site_timers() -> dict[str, Callable[[], float]]:
 def network_timers() -> dict[str, Callable[[], float]]:
     timers = {"baseline": step_timer(network(None, 256), 8, 256)}
     timers |= {name: step_timer(network(mix, 256), 8, 256) for name, mix in NETWORK_MIXES.items()}
+    kept = passes.PASSES  # static hc again, each depth connection left to itself
+    passes.PASSES = tuple(p for p in kept if p is not passes.fuse_depth_into_width)
+    try:
+        timers["hc (static), unfused sites"] = step_timer(network("hc", 256), 8, 256)
+    finally:
+        passes.PASSES = kept
     return timers
 
 

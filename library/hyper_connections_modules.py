@@ -143,13 +143,12 @@ class Connection(nn.Module):
 
     def forward(self, h: Tensor, post: Tensor | None = None, y: Tensor | None = None
                 ) -> tuple[Tensor, Tensor, Tensor]:  # (..., n, d)
-        training = torch.is_grad_enabled() and not torch.compiler.is_compiling()
         if post is not None and y is not None:  # handed the previous site's depth connection
             if not self.per_token and _one_float_dtype(h, post, y, self.pre):
                 x, mixed = depth_width(h, post, y, self.pre, self.res)  # one pass each way
                 return x, mixed, self.post
             h = depth_connection(h, post, y)
-        if self.per_token and training:
+        if self.per_token and torch.is_grad_enabled() and not torch.compiler.is_compiling():
             kind, maps = self._maps()  # training: h's gradient built in one buffer
             return fused_site(h, self.proj, kind, maps, self._map_params(), self)
         pre, res, post = self.matrices(h)
