@@ -16,6 +16,7 @@
 
 #define CHUNK 128   /* tokens per block of the Sinkhorn kernels up to n = 4 ... */
 #define LOCAL 2048  /* ... beyond, LOCAL / n² tokens: a block's local arrays stay small */
+#define STEPS 65536 /* the backward's recomputed steps per block, at most (see below) */
 
 #define KERNELS(T, S)                                                                         \
 /* x_b = Σ_j pre_bj h_bj (B, d) and mixed_bi = Σ_j res_bij h_bj (B, n, d). */              \
@@ -108,17 +109,27 @@ KERNELS(float, f32)
 KERNELS(double, f64)
 
 /* Sinkhorn-Knopp as hyper_sinkhorn.py computes it, in its (n, n, B) layout (tokens last, so
- * every loop over b is a contiguous vector): steps (2·iters, n, n, B) receive the softmax after
- * each step, columns first (an even step normalises over i, an odd one over j). Steps 0 and 1
- * subtract the line's maximum and take logarithms; later steps divide the previous softmax by
- * its line sums. Each block of tokens (block_tokens) runs all its steps in local arrays, and the
- * steps buffer is only written forward and only read backward: step after step over whole
- * planes, a load and a store 128 KB apart alias in the CPU's 4 KB store-forwarding check, which
- * made every step several times slower. */
+ * every loop over b is a contiguous vector): the softmax after each of 2·iters steps, columns
+ * first (an even step normalises over i, an odd one over j). Steps 0 and 1 subtract the line's
+ * maximum and take logarithms; later steps divide the previous softmax by its line sums. Each
+ * block of tokens runs all its steps in local arrays. The forward returns the last step only;
+ * the backward recomputes a block's steps into a local array and runs back through them: the
+ * steps are 2·iters·n² numbers per token (5 MB a site at 2,048 tokens, n = 4, 20 iterations),
+ * which a stored copy wrote out and read back from memory, twice the time of computing them
+ * again. Step after step over whole planes of memory, a load and a store 128 KB apart alias in
+ * the CPU's 4 KB store-forwarding check, which made every step several times slower: another
+ * reason the steps stay local. */
 /* Tokens per Sinkhorn block (at most CHUNK, the size of the step's stack arrays). */
 static long block_tokens(long n) {
     if (n <= 4) return CHUNK;
     return LOCAL / (n * n) > 1 ? LOCAL / (n * n) : 1;
+}
+
+/* Tokens per block of the backward, whose recomputed steps stay local: at most STEPS numbers
+ * of them (a few hundred KB, in L2 and on the thread's stack). */
+static long recompute_tokens(long n, long iters) {
+    const long most = STEPS / (2 * iters * n * n), chunk = block_tokens(n);
+    return most < 1 ? 1 : most < chunk ? most : chunk;
 }
 
 #define SINKHORN(T, S, EXP, LOG)                                                              \
@@ -162,53 +173,61 @@ static void sinkhorn_step_##S(long n, long m, long chunk, T *restrict cur, int r
             for (long b = 0; b < m; b++) v[k * stride_along + b] *= total[b];                 \
     }                                                                                         \
 }                                                                                             \
+/* All steps of the tokens [c0, c0 + m) of `logits` in cur (n, n, chunk), from where the    \
+ * last step is read; with `saved`, each step's softmax too, in saved (2·iters, n, n, chunk). */ \
+static void sinkhorn_block_##S(long B, long n, long iters, const T *restrict logits, long c0, \
+                               long m, long chunk, T *restrict cur, T *restrict logs,         \
+                               T *restrict saved) {                                           \
+    for (long e = 0; e < n * n; e++)                                                          \
+        for (long b = 0; b < m; b++) cur[e * chunk + b] = logits[e * B + c0 + b];             \
+    for (long step = 0; step < 2 * iters; step++) {                                           \
+        if (step == 1)  /* the second step starts from the first one's logarithms */          \
+            for (long e = 0; e < n * n * chunk; e++) cur[e] = logs[e];                        \
+        sinkhorn_step_##S(n, m, chunk, cur, (int)(step % 2), step < 2,                       \
+                          step == 0 ? logs : (T *)0);                                       \
+        if (saved)                                                                            \
+            for (long e = 0; e < n * n * chunk; e++) saved[step * n * n * chunk + e] = cur[e]; \
+    }                                                                                         \
+}                                                                                             \
+/* The last step's softmax, out (n, n, B). */                                                 \
 void sinkhorn_forward_##S(long B, long n, long iters, const T *restrict logits,              \
-                          T *restrict steps, int threads) {                                    \
-    const long plane = n * n * B, chunk = block_tokens(n);                                   \
+                          T *restrict out, int threads) {                                      \
+    const long chunk = block_tokens(n);                                                       \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                         \
     for (long c0 = 0; c0 < B; c0 += chunk) {                                                  \
         const long m = B - c0 < chunk ? B - c0 : chunk;                                       \
         T cur[n * n * chunk], logs[n * n * chunk];                                            \
+        sinkhorn_block_##S(B, n, iters, logits, c0, m, chunk, cur, logs, (T *)0);            \
         for (long e = 0; e < n * n; e++)                                                      \
-            for (long b = 0; b < m; b++) cur[e * chunk + b] = logits[e * B + c0 + b];         \
-        for (long step = 0; step < 2 * iters; step++) {                                       \
-            if (step == 1)  /* the second step starts from the first one's logarithms */      \
-                for (long e = 0; e < n * n * chunk; e++) cur[e] = logs[e];                    \
-            sinkhorn_step_##S(n, m, chunk, cur, (int)(step % 2), step < 2,                   \
-                              step == 0 ? logs : (T *)0);                                   \
-            T *out = steps + step * plane + c0;                                               \
-            for (long e = 0; e < n * n; e++)                                                  \
-                for (long b = 0; b < m; b++) out[e * B + b] = cur[e * chunk + b];             \
-        }                                                                                     \
+            for (long b = 0; b < m; b++) out[e * B + c0 + b] = cur[e * chunk + b];            \
     }                                                                                         \
 }                                                                                             \
 /* The exact backward of the unrolled steps: grad (n, n, B) in, the logits' gradient out;    \
- * each step in reverse maps g to g - S·Σg along its axis. */                                 \
-void sinkhorn_backward_##S(long B, long n, long iters, const T *restrict steps,              \
+ * each step in reverse maps g to g - S·Σg along its axis, S that step's softmax, recomputed \
+ * per block of `recompute_tokens` tokens. */                                                 \
+void sinkhorn_backward_##S(long B, long n, long iters, const T *restrict logits,             \
                            const T *restrict grad, T *restrict out, int threads) {             \
-    const long plane = n * n * B, chunk = block_tokens(n);                                   \
+    const long chunk = recompute_tokens(n, iters);                                            \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                         \
     for (long c0 = 0; c0 < B; c0 += chunk) {                                                  \
-        const long m = B - c0 < chunk ? B - c0 : chunk;                                       \
-        T g[n * n * chunk], total[chunk];                                                     \
-        const T *last = steps + (2 * iters - 1) * plane + c0;                                 \
+        const long m = B - c0 < chunk ? B - c0 : chunk, plane = n * n * chunk;               \
+        T g[plane], total[chunk], cur[plane], logs[plane], saved[2 * iters * plane];          \
+        sinkhorn_block_##S(B, n, iters, logits, c0, m, chunk, cur, logs, saved);             \
         for (long e = 0; e < n * n; e++)                                                      \
             for (long b = 0; b < m; b++)                                                      \
-                g[e * chunk + b] = grad[e * B + c0 + b] * last[e * B + b];                    \
+                g[e * chunk + b] = grad[e * B + c0 + b] * cur[e * chunk + b];                 \
         for (long step = 2 * iters - 1; step >= 0; step--) {                                  \
             const int rows = (int)(step % 2);                                                 \
-            const long line_g = rows ? n * chunk : chunk, along_g = rows ? chunk : n * chunk; \
-            const long line_s = rows ? n * B : B, along_s = rows ? B : n * B;                 \
-            const T *s = steps + step * plane + c0;                                           \
-            for (long line = 0; line < n; line++) {                                           \
-                T *gl = g + line * line_g;                                                    \
-                const T *sl = s + line * line_s;                                              \
+            const long line = rows ? n * chunk : chunk, along = rows ? chunk : n * chunk;     \
+            const T *s = saved + step * plane;                                                \
+            for (long l = 0; l < n; l++) {                                                    \
+                T *gl = g + l * line;                                                         \
+                const T *sl = s + l * line;                                                   \
                 for (long b = 0; b < m; b++) total[b] = 0;                                    \
                 for (long k = 0; k < n; k++)                                                  \
-                    for (long b = 0; b < m; b++) total[b] += gl[k * along_g + b];             \
+                    for (long b = 0; b < m; b++) total[b] += gl[k * along + b];               \
                 for (long k = 0; k < n; k++)                                                  \
-                    for (long b = 0; b < m; b++)                                              \
-                        gl[k * along_g + b] -= sl[k * along_s + b] * total[b];                \
+                    for (long b = 0; b < m; b++) gl[k * along + b] -= sl[k * along + b] * total[b]; \
             }                                                                                 \
         }                                                                                     \
         for (long e = 0; e < n * n; e++)                                                      \

@@ -8,9 +8,9 @@ direction, each token's n·d numbers staying in L1 while all its products are fo
 torch's OpenMP threads.
 For mHC's Sinkhorn: its 2·iters steps are 80 small torch ops at 20 iterations, each a pass over
 (n, n, B) numbers; the kernel does every step for a block of tokens in one call, vectorised
-along the tokens. Measured (benchmarks/RESULTS.md, `python benchmarks/hyper_native.py`): the
-site around an MLP and the 12-layer transformer of issue 5, torch's path against these kernels
-in one process.
+along the tokens, and its backward recomputes the steps instead of reading them back.
+Measured (benchmarks/RESULTS.md, `python benchmarks/hyper_native.py`): the site around an MLP
+and the 12-layer transformer of issue 5, torch's path against these kernels in one process.
 
 Build: the C compiler (`$CC`, else Python's configured CC, else `cc`) with
 `-O3 -march=native -fopenmp -shared -fPIC`, once per source, compiler and CPU, into
@@ -48,7 +48,8 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["recording", "usable", "status", "width_forward", "width_backward", "depth_forward",
-           "depth_backward", "sinkhorn_forward", "sinkhorn_backward", "call", "token_stride",
+           "depth_backward", "sinkhorn_forward", "sinkhorn_backward", "sinkhorn_fits",
+           "SINKHORN_STEPS", "call", "token_stride",
            "SOURCES", "ENV", "NoNativeKernels", "EXPORT_STAND_IN"]
 
 SOURCES = tuple(Path(__file__).with_name(name)
@@ -130,22 +131,36 @@ def depth_backward(grad: Tensor, post: Tensor, y: Tensor) -> tuple[Tensor, Tenso
     return grad_y, grad_post
 
 
+SINKHORN_STEPS = 65536
+"""The most numbers one token's recomputed Sinkhorn steps (2·iters·n²) may take in the kernels'
+local arrays (hyper_native.c's STEPS); `sinkhorn_fits` says whether a call is within it."""
+
+
+def sinkhorn_fits(n: int, iters: int) -> bool:
+    """Whether the Sinkhorn kernels take n × n matrices at `iters` iterations (their backward
+    keeps a block's recomputed steps on the thread's stack: at most `SINKHORN_STEPS`)."""
+    return 2 * iters * n * n <= SINKHORN_STEPS
+
+
 def sinkhorn_forward(log: Tensor, iters: int) -> Tensor:
-    """Sinkhorn's softmax after each of its 2·iters steps, (2·iters, n, n, B), from logits in
-    `hyper_sinkhorn`'s (n, n, B) layout, computed as its `_iterates` computes them."""
+    """Sinkhorn's softmax after its last step (n, n, B), from logits in `hyper_sinkhorn`'s
+    (n, n, B) layout, computed as its `_iterates` computes them."""
     n, batch = log.shape[1], log.shape[2]
-    steps = log.new_empty(2 * iters, n, n, batch)
-    _kernel("sinkhorn_forward", log)(_L(batch), _L(n), _L(iters), _ptr(log), _ptr(steps),
+    assert sinkhorn_fits(n, iters), "callers check sinkhorn_fits() first"
+    out = torch.empty_like(log)
+    _kernel("sinkhorn_forward", log)(_L(batch), _L(n), _L(iters), _ptr(log), _ptr(out),
                                      _threads())
-    return steps
+    return out
 
 
-def sinkhorn_backward(steps: Tensor, grad: Tensor) -> Tensor:
-    """The logits' gradient (n, n, B) from the output's `grad` (n, n, B) and the saved steps."""
+def sinkhorn_backward(log: Tensor, iters: int, grad: Tensor) -> Tensor:
+    """The logits' gradient (n, n, B) from the output's `grad` (n, n, B), the steps recomputed
+    from the logits `log` (n, n, B)."""
     n, batch = grad.shape[1], grad.shape[2]
+    assert sinkhorn_fits(n, iters), "callers check sinkhorn_fits() first"
     out = torch.empty_like(grad)
-    _kernel("sinkhorn_backward", grad)(_L(batch), _L(n), _L(steps.shape[0] // 2),
-                                       _ptr(steps), _ptr(grad), _ptr(out), _threads())
+    _kernel("sinkhorn_backward", grad)(_L(batch), _L(n), _L(iters), _ptr(log), _ptr(grad),
+                                       _ptr(out), _threads())
     return out
 
 

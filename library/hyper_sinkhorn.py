@@ -10,13 +10,16 @@ softmaxes the backward needs.
 The backward is the exact gradient of the unrolled iterations, not an implicit (fixed-point)
 approximation: a step L' = L - lse(L) along an axis has the vector-Jacobian product
 g ↦ g - softmax(L)·Σg = g - exp(L')·Σg along that axis, so the backward applies the transposed
-steps in reverse to the step outputs exp(L') that the forward saved (2·iters·n² numbers per
-token: 2.5 KB at n = 4 and 20 iterations; recomputing them would cost a second forward). They
-are softmaxes, so the backward is as stable as the forward. Everything is batched
-over the leading axes: the only Python loop is over iterations. While autograd records, the
-same steps and the same backward run in C (`hyper_native.sinkhorn_forward` / `_backward`, one
-call for all steps, vectorised along the tokens) where the kernels are built; without
-gradients torch's ops run, so inference equals an exported model.py exactly.
+steps in reverse to the step outputs exp(L'). They are softmaxes, so the backward is as
+stable as the forward. Torch's path saves them (2·iters·n² numbers per token: 2.5 KB at n = 4
+and 20 iterations); everything is batched over the leading axes, and the only Python loop is
+over iterations. While autograd records, the same steps and the same backward run in C
+(`hyper_native.sinkhorn_forward` / `_backward`, one call for all steps, vectorised along the
+tokens) where the kernels are built and the steps fit their local arrays
+(`hyper_native.sinkhorn_fits`); the C backward recomputes each block's steps from the saved
+logits instead (in a 12-layer network the saved steps, 5 MB a site, cost more to write and
+read back than the steps cost to compute). Without gradients torch's ops run, so inference
+equals an exported model.py exactly.
 
 Double stochasticity (tested in tests/library/test_hyper_connections_properties.py): rows sum to
 1 up to rounding after the last (row) step. Columns converge geometrically (Franklin & Lorenz
@@ -88,15 +91,15 @@ class Sinkhorn(torch.autograd.Function):
         shape, n = logits.shape, logits.shape[-1]
         with torch.no_grad():
             log = logits.detach().reshape(-1, n, n).permute(1, 2, 0).contiguous()  # (n, n, B)
-            ctx.native = native and hyper_native.usable(log)
-            if ctx.native:  # the same steps, in C: one (2·iters, n, n, B) tensor
-                stacked = hyper_native.sinkhorn_forward(log, iters)
-                steps, last = [stacked], stacked[-1]
+            ctx.native = (native and hyper_native.sinkhorn_fits(n, iters)
+                          and hyper_native.usable(log))
+            if ctx.native:  # the same steps, in C; the backward recomputes them from the logits
+                steps, last = [log], hyper_native.sinkhorn_forward(log, iters)
             else:
                 steps = _iterates(log, iters)
                 last = steps[-1]
-        ctx.save_for_backward(*steps)  # 2·iters·n² numbers per token: the backward's softmaxes
-        ctx.shape = shape
+        ctx.save_for_backward(*steps)  # torch: 2·iters·n² numbers per token, each step's softmax
+        ctx.shape, ctx.iters = shape, iters
         return last.permute(2, 0, 1).contiguous().reshape(shape)  # bmm wants (B, n, n)
 
     @staticmethod
@@ -105,10 +108,9 @@ class Sinkhorn(torch.autograd.Function):
         steps = ctx.saved_tensors
         n = grad.shape[-1]
         g = grad.reshape(-1, n, n).permute(1, 2, 0).contiguous()  # (n, n, B)
-        if ctx.native and hyper_native.usable(g):
-            g = hyper_native.sinkhorn_backward(steps[0], g)
+        if ctx.native:
+            g = hyper_native.sinkhorn_backward(steps[0], ctx.iters, g)
         else:
-            steps = steps[0].unbind(0) if ctx.native else steps
             g = g * steps[-1]  # the final exp
             for i in reversed(range(len(steps))):  # g is this Function's own buffer: in place
                 axis = _ROWS if i % 2 else _COLUMNS

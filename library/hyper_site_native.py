@@ -44,6 +44,8 @@ EXPORT_STAND_IN = hyper_native.NoNativeKernels  # model.py never calls this modu
 
 def supports(site: Connection) -> bool:
     """Whether the C maps cover this `Connection` (a per-token one)."""
+    if site.mix == "mhc":
+        return hyper_native.sinkhorn_fits(site.streams, int(site.iters))
     return site.mix != "shc" or site.streams <= SPHERE_STREAMS
 
 
@@ -85,14 +87,13 @@ def _manifold_forward(site: Connection, projected: Tensor, params: tuple[Tensor,
     res = projected.new_empty(batch, n, n) if mix in ("kromhc", "shc") else projected.new_zeros(1)
     hyper_native.call("manifold_forward", batch, n, c, _CODES[mix], gates, rest,
                       float(site._post_scale()), gammas, basis, pre, post, res)
-    steps = None
+    log = None
     if mix == "mhc":  # Sinkhorn's own kernel, in its (n, n, B) layout
         log = logits[:, 2 * n:].reshape(batch, n, n).permute(1, 2, 0).contiguous()
-        steps = hyper_native.sinkhorn_forward(log, int(site.iters))
-        res = steps[-1].permute(2, 0, 1).contiguous()
+        res = hyper_native.sinkhorn_forward(log, int(site.iters)).permute(2, 0, 1).contiguous()
     elif mix == "mhc_lite":  # Σ_k q_k·P_k, one matmul as `hyper_maps.birkhoff`
         res = (rest @ site.perms.flatten(1)).view(batch, n, n)
-    return pre, res, post, (gates, rest, colscale, gammas, basis, steps)
+    return pre, res, post, (gates, rest, colscale, gammas, basis, log)
 
 
 def _rest(mix: str, n: int, logits: Tensor) -> Tensor:
@@ -114,11 +115,12 @@ def _rest(mix: str, n: int, logits: Tensor) -> Tensor:
 def _manifold_backward(site: Connection, state: tuple[Any, ...], projected: Tensor, inv: Tensor,
                        grad_pre: Tensor, grad_res: Tensor, grad_post: Tensor, width: int
                        ) -> tuple[tuple[Tensor, ...], list[Tensor | None]]:
-    gates, rest, colscale, gammas, basis, steps = state
+    gates, rest, colscale, gammas, basis, log = state
     batch, c = projected.shape
     n, mix = site.streams, site.mix
     if mix == "mhc":  # Sinkhorn's backward gives the res logits' gradient
-        g = hyper_native.sinkhorn_backward(steps, grad_res.permute(1, 2, 0).contiguous())
+        g = hyper_native.sinkhorn_backward(log, int(site.iters),
+                                           grad_res.permute(1, 2, 0).contiguous())
         grad_res = g.permute(2, 0, 1).reshape(batch, n * n).contiguous()
     elif mix == "mhc_lite":  # ∂q = ∂H_res·Pᵀ
         grad_res = grad_res.view(batch, n * n) @ site.perms.flatten(1).T

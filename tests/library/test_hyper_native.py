@@ -18,7 +18,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from archc.compiler.export import export
-from archc.library import hyper_native
+from archc.library import hyper_native, hyper_site_native
 from archc.library.hyper_connections import site_flops
 from archc.library.hyper_connections_modules import Connection, depth_connection
 from archc.library.hyper_fused import mix_streams, mix_streams_backward
@@ -211,3 +211,21 @@ def test_sinkhorn_kernel_equals_the_torch_steps(n: int, batch: int, iters: int, 
     assert torch.isfinite(out).all() and torch.isfinite(grad_native).all()
     torch.testing.assert_close(out, want, rtol=tol, atol=tol)
     torch.testing.assert_close(grad_native, grad_torch, rtol=tol, atol=tol)
+
+
+def test_sinkhorn_beyond_the_kernels_local_arrays_runs_on_torch() -> None:
+    """2·iters·n² past `SINKHORN_STEPS` (the C backward's recomputed steps would not fit its
+    stack arrays): torch's steps run, with the same values and gradients."""
+    n = 4
+    iters = hyper_native.SINKHORN_STEPS // (2 * n * n) + 1
+    assert not hyper_native.sinkhorn_fits(n, iters) and hyper_native.sinkhorn_fits(n, iters - 1)
+    logits = torch.randn(3, n, n, dtype=torch.float64, requires_grad=True)
+    ran: list[str] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hyper_native, "sinkhorn_forward", lambda *args: ran.append("forward"))
+        out = Sinkhorn.apply(logits, iters, True)
+    assert ran == []
+    want = Sinkhorn.apply(logits, iters, False)
+    torch.testing.assert_close(out, want, rtol=0, atol=0)
+    site = Connection("mhc", n, 8, iters=iters)
+    assert not hyper_site_native.supports(site)
