@@ -1,6 +1,6 @@
 """Hyper-connection sites trained through the native kernels against torch's path.
 
-Run:  python benchmarks/hyper_native.py [--repeats 9] [--threads 2]
+Run:  python benchmarks/hyper_native.py [--repeats 9] [--threads 2] [--cold-heap]
 
 library/hyper_native.c mixes the streams in one pass per connection and direction, where the
 bmm path (library/hyper_fused.py) makes one pass per matrix product, and runs mHC's Sinkhorn
@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import torch
-from bench_args import positive
+from bench_args import positive, warm_heap
 from hyper_site import MIXES, B, D, N, T, mlp
 from hyper_transformer import MIXES as NETWORK_MIXES
 from hyper_transformer import network, step_timer
@@ -123,12 +123,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=positive, default=9)
     parser.add_argument("--threads", type=positive, default=2)
+    parser.add_argument("--cold-heap", action="store_true",
+                        help="leave glibc's malloc as it is (see bench_args.warm_heap)")
     args = parser.parse_args()
+    heap = warm_heap(args.cold_heap)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     print(f"`python benchmarks/hyper_native.py --repeats {args.repeats} --threads "
           f"{args.threads}`: torch {torch.__version__}, {platform.machine()}, {args.threads} "
-          f"threads, native kernels {hyper_native.status()}, {time.strftime('%Y-%m-%d')}\n")
+          f"threads, native kernels {hyper_native.status()}, {heap}, "
+          f"{time.strftime('%Y-%m-%d')}\n")
     print("One site around an MLP branch, forward + backward, × `x + mlp(x)`:\n")
     print("\n".join(table(site_timers(), args.repeats, 1.25)))
     print("\n12-layer hyper-connected transformer (24 sites), forward + backward, × the same "

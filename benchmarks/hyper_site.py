@@ -1,6 +1,6 @@
 """What one hyper-connection site costs around an MLP branch, against a plain residual.
 
-Run:  python benchmarks/hyper_site.py [--repeats 15] [--plain-repeats 3]
+Run:  python benchmarks/hyper_site.py [--repeats 15] [--plain-repeats 3] [--cold-heap]
 
 Table 1: one `Connection` around a single MLP branch (d 256 → 1024 → 256, GELU; b = 8, t = 256,
 n = 4), forward + backward (a fixed upstream gradient, so no loss is timed), against
@@ -9,7 +9,8 @@ each mix's figure is the median over repeats of its time over the baseline's in 
 round. Issue 5's target is ≤ 1.25× for every mix. The table is repeated on one thread timed by
 CPU time, which other jobs on a shared machine disturb less than wall-clock time. "mhc, autograd
 Sinkhorn" is the same site with the fused Sinkhorn Function replaced by its iterations
-differentiated by autograd.
+differentiated by autograd. glibc keeps freed memory for the run (`bench_args.warm_heap`: else
+page faults of freshly allocated tensors move every ratio by up to ±0.15 from run to run).
 
 Table 2: the site alone (width and depth connections, no MLP), fast vs the plain per-token
 reference of tests/library/hyper_plain.py, for mhc and mhc_lite, on a small batch (b = 2,
@@ -35,7 +36,7 @@ from archc.library import hyper_site_native
 from archc.library.hyper_connections_modules import Connection, depth_connection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "library"))
-from bench_args import positive
+from bench_args import positive, warm_heap
 from hyper_plain import PlainConnection, plain_depth_connection
 
 B, T, N, D = 8, 256, 4, 256
@@ -154,11 +155,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=positive, default=15)
     parser.add_argument("--plain-repeats", type=positive, default=3)
+    parser.add_argument("--cold-heap", action="store_true",
+                        help="leave glibc's malloc as it is (see bench_args.warm_heap)")
     args = parser.parse_args()
+    heap = warm_heap(args.cold_heap)
     torch.set_num_threads(2)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{platform.processor() or platform.machine()}; b={B} t={T} n={N} d={D}, "
-          f"{args.repeats} interleaved repeats\n")
+          f"{args.repeats} interleaved repeats, {heap}\n")
     print("\n".join(site_table(args.repeats)))
     torch.set_num_threads(1)
     print("\nThe same, one thread, timed by the thread's CPU clock (`time.thread_time`: waiting "
