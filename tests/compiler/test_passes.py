@@ -114,3 +114,18 @@ def test_depth_connections_are_handed_to_the_next_site(mix: str) -> None:
         results.append([out, *(p.grad for p in gm.parameters())])
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_a_fused_hyper_network_compiles_with_inductor() -> None:
+    """torch.compile traces `Connection(mixed, post, y)` through the two plain connections
+    (the native kernels stay out of traced code): outputs and gradients as in eager mode."""
+    built = archc.compile(archc.loads(_HYPER.format(mix="hc"), name="s.arch"), {})
+    tokens = torch.randint(0, 11, (4, 6), generator=torch.Generator().manual_seed(1))
+    grads = []
+    for module in (built.inductor(), built.module):
+        built.module.zero_grad()
+        out = module(tokens)
+        out.square().mean().backward()
+        grads.append([out.detach(), *(p.grad.clone() for p in built.module.parameters())])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

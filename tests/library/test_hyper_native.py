@@ -169,13 +169,17 @@ def test_not_under_a_dispatch_mode_or_without_gradients() -> None:
         depth_connection(mixed, post, torch.randn(2, 8))
 
 
-def test_exported_model_carries_no_native_code_and_trains_alike(tmp_path: Path) -> None:
-    built = compiled("mhc_lite")
+@pytest.mark.parametrize("name", ["mhc_lite", "hc"])
+def test_exported_model_carries_no_native_code_and_trains_alike(name: str,
+                                                                 tmp_path: Path) -> None:
+    """Also static hc, whose sites take their predecessors' depth connections (one native
+    pass each way here, the two plain connections in model.py)."""
+    built = compiled(name)
     built.module.train()
-    export(built.module, "mhc_lite", built.point, tmp_path)
+    export(built.module, name, built.point, tmp_path)
     source = (tmp_path / "model.py").read_text()
     assert "class NoNativeKernels" in source and "ctypes" not in source
-    spec = importlib.util.spec_from_file_location("exported_mhc_lite", tmp_path / "model.py")
+    spec = importlib.util.spec_from_file_location(f"exported_{name}", tmp_path / "model.py")
     model = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(model)  # type: ignore[union-attr]
     theirs = getattr(model, built.module.__class__.__name__).from_pretrained().train()
