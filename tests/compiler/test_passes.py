@@ -116,7 +116,8 @@ def test_depth_connections_are_handed_to_the_next_site(mix: str) -> None:
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
-def test_a_fused_hyper_network_compiles_with_inductor() -> None:
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_a_fused_hyper_network_compiles_with_inductor() -> None:  # (torch's own warning)
     """torch.compile traces `Connection(mixed, post, y)` through the two plain connections
     (the native kernels stay out of traced code): outputs and gradients as in eager mode."""
     built = archc.compile(archc.loads(_HYPER.format(mix="hc"), name="s.arch"), {})
