@@ -73,19 +73,7 @@ class _Site(torch.autograd.Function):
                 *params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         lead, (n, d) = h.shape[:-2], h.shape[-2:]
         flat = h.reshape(-1, n, d).contiguous()  # (B, n, d); the backward views it flat
-        if kind == "rms":
-            rows = flat.view(-1, n * d)
-            inv = inv_rms(rows)  # (B, 1)
-            projected = (rows @ proj).mul_(inv)  # (B, c)
-            mean = inv.new_zeros(())  # no centring
-        else:
-            # the mean as one more column of the matmul, the variance as E[h²] - μ² from a norm:
-            # two reads of h (var_mean's reduction over d costs as much as 30 of them on CPU)
-            moments = flat @ torch.cat((proj, proj.new_full((d, 1), 1 / d)), 1)  # (B, n, c + 1)
-            mean = moments[..., -1:]  # (B, n, 1)
-            square = torch.linalg.vector_norm(flat, dim=-1, keepdim=True).square_() / d
-            inv = torch.rsqrt((square - mean.square()).clamp_min_(0) + PROJECTIONS[kind])
-            projected = (moments[..., :-1] - mean * proj.sum(0)).mul_(inv)  # (B, n, c)
+        projected, inv, mean = _project(kind, flat, proj)
         ctx.state = ctx.graph = None
         if (site is not None and hyper_native.usable(flat, proj, *params)
                 and hyper_site_native.supports(site)):  # the maps in C
@@ -122,6 +110,35 @@ class _Site(torch.autograd.Function):
                                            projected, proj, inv, mean)
         grad_proj = _project_backward(ctx.kind, grad_h, operands, flat, proj)
         return grad_h.view(ctx.h_shape), grad_proj, None, None, None, *grad_params
+
+
+def _project(kind: str, flat: Tensor, proj: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(projected, inv, mean) of streams `flat` (B, n, d): the `kind` projection, the norm's
+    1/rms or 1/σ, and μ for the layer norm (zero for rms). `rms`: vec h·W (B, c) scaled by
+    1/rms(vec h) (B, 1). `layer`: per stream, the mean as one more column of the matmul and
+    the variance as E[h²] - μ², (B, n, c) with inv and mean (B, n, 1) — var_mean's reduction
+    over d costs as much as 30 reads of h on CPU. The sums of squares come with the matmul
+    from one C pass over h where the kernels are built (`projection_forward`), else from a
+    norm: a second read of h."""
+    batch, n, d = flat.shape
+    weights = proj if kind == "rms" else torch.cat((proj, proj.new_full((d, 1), 1 / d)), 1)
+    rows = flat.view(batch, n * d) if kind == "rms" else flat.view(batch * n, d)
+    if hyper_native.usable(rows, weights):
+        product = rows.new_empty(rows.shape[0], weights.shape[1])
+        square = rows.new_empty(rows.shape[0], 1)
+        hyper_native.call("projection_forward", rows.shape[0], rows.shape[1], weights.shape[1],
+                          rows, weights.T.contiguous(), product, square)
+        square = square.div_(rows.shape[1])
+    else:
+        product = rows @ weights
+        square = torch.linalg.vector_norm(rows, dim=-1, keepdim=True).square_() / rows.shape[1]
+    if kind == "rms":
+        inv = torch.rsqrt(square + RMS_EPS)  # (B, 1)
+        return product.mul_(inv), inv, inv.new_zeros(())  # no centring
+    moments, square = product.view(batch, n, -1), square.view(batch, n, 1)
+    mean = moments[..., -1:]  # (B, n, 1)
+    inv = torch.rsqrt((square - mean.square()).clamp_min_(0) + PROJECTIONS[kind])
+    return (moments[..., :-1] - mean * proj.sum(0)).mul_(inv), inv, mean  # (B, n, c)
 
 
 def _graph_backward(graph: tuple[Any, ...], wanted: Sequence[bool], grad_pre: Tensor,

@@ -56,8 +56,9 @@ SOURCES = tuple(Path(__file__).with_name(name)
                 for name in ("hyper_native.c", "hyper_native_depth_width.c", "hyper_native_maps.c",
                              "hyper_native_projection.c"))
 """Compiled together into one library: the stream mixing and Sinkhorn, a depth connection
-fused with the next width connection (`hyper_fused.depth_width`), and the per-token maps and
-projection backward of the dynamic mixes (called by `hyper_site_native`)."""
+fused with the next width connection (`hyper_fused.depth_width`), the per-token maps of the
+dynamic mixes (called by `hyper_site_native`), and their projection, forward and backward
+(called by `hyper_fused_site`)."""
 ENV = "ARCHC_NATIVE"
 """Set to 0 to keep torch's bmm path."""
 

@@ -1,4 +1,6 @@
-/* The backward of a per-token site's projection in one pass over the streams: for rows h
+/* A per-token site's projection, each way in one pass over the streams. The forward
+ * (`projection_forward`, at the end): h·W with the sums of squares of the norm, which torch
+ * reads h a second time for. The backward, for rows h
  * (R, width) -- vec h per token for the RMS projection, each stream for dynamic hc's layer
  * norm -- and the operands hyper_fused_site.py forms (scaled (R, c), coef (R)):
  *
@@ -21,6 +23,8 @@
 #define NAME(name) CAT(name, S)
 #define GROUP 8     /* rows sharing one read of Wᵀ and of the ∂W accumulator */
 #define VBYTES 64   /* one vector: 16 floats or 8 doubles */
+#define TILE_ROWS 6 /* the forward's tiles: 6 tokens × 4 rows of Wᵀ, 24 sums in registers */
+#define TILE_COLS 4
 
 #define T float
 #define S f32
@@ -99,6 +103,80 @@ void NAME(projection_backward)(long R, long width, long c, const T *restrict h,
             else
                 NAME(group_vectors)(width, c, g0, g, 0, whole, h, scaled, coef, wt, grad_h, acc);
             NAME(group_tail)(width, c, g0, g, whole, h, scaled, coef, wt, grad_h, acc);
+        }
+    }
+}
+
+/* The forward: out (R, c) = h·W and sumsq (R) = Σ h², from Wᵀ (c, width), with h read from
+ * memory once (torch reads it twice: the GEMM, and the norm). Tokens go in tiles of TILE_ROWS:
+ * the tile's squares first, which brings its rows into L1; then Wᵀ's rows TILE_COLS at a time
+ * against them, TILE_ROWS × TILE_COLS independent vector sums along the width (in registers),
+ * each summed across its lanes at the end. Every token's numbers come from one thread in a
+ * fixed order: the same for any thread count. */
+static inline __attribute__((always_inline)) void NAME(forward_tile)(
+    long width, long c, long r0, long rt, long k0, long kt, const T *restrict h,
+    const T *restrict wt, T *restrict out) {
+    typedef NAME(vec) V;
+    const long whole = width / LANES * LANES;
+    V acc[TILE_ROWS][TILE_COLS];
+    for (long t = 0; t < rt; t++)
+        for (long k = 0; k < kt; k++) acc[t][k] = (V){0};
+    for (long e = 0; e < whole; e += LANES) {
+        V x[TILE_ROWS];
+        for (long t = 0; t < rt; t++) x[t] = *(const V *)(h + (r0 + t) * width + e);
+        for (long k = 0; k < kt; k++) {
+            const V w = *(const V *)(wt + (k0 + k) * width + e);
+            for (long t = 0; t < rt; t++) acc[t][k] += x[t] * w;
+        }
+    }
+    for (long t = 0; t < rt; t++)
+        for (long k = 0; k < kt; k++) {
+            T total = 0;
+            for (long l = 0; l < LANES; l++) total += acc[t][k][l];
+            for (long e = whole; e < width; e++)
+                total += h[(r0 + t) * width + e] * wt[(k0 + k) * width + e];
+            out[(r0 + t) * c + k0 + k] = total;
+        }
+}
+
+static void NAME(squares)(long width, long r0, long rt, const T *restrict h,
+                          T *restrict sumsq) {
+    typedef NAME(vec) V;
+    const long whole = width / LANES * LANES;
+    for (long t = 0; t < rt; t++) {
+        const T *row = h + (r0 + t) * width;
+        V a = {0}, b = {0}; /* two chains: the adds' latency, not their rate, would bound one */
+        long e = 0;
+        for (; e + 2 * LANES <= whole; e += 2 * LANES) {
+            const V x = *(const V *)(row + e), y = *(const V *)(row + e + LANES);
+            a += x * x;
+            b += y * y;
+        }
+        for (; e < whole; e += LANES) {
+            const V x = *(const V *)(row + e);
+            a += x * x;
+        }
+        a += b;
+        T total = 0;
+        for (long l = 0; l < LANES; l++) total += a[l];
+        for (e = whole; e < width; e++) total += row[e] * row[e];
+        sumsq[r0 + t] = total;
+    }
+}
+
+void NAME(projection_forward)(long R, long width, long c, const T *restrict h,
+                              const T *restrict wt, T *restrict out, T *restrict sumsq,
+                              int threads) {
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")
+    for (long r0 = 0; r0 < R; r0 += TILE_ROWS) {
+        const long rt = R - r0 < TILE_ROWS ? R - r0 : TILE_ROWS;
+        NAME(squares)(width, r0, rt, h, sumsq);
+        for (long k0 = 0; k0 < c; k0 += TILE_COLS) {
+            const long kt = c - k0 < TILE_COLS ? c - k0 : TILE_COLS;
+            if (rt == TILE_ROWS && kt == TILE_COLS) /* constant counts: sums in registers */
+                NAME(forward_tile)(width, c, r0, TILE_ROWS, k0, TILE_COLS, h, wt, out);
+            else
+                NAME(forward_tile)(width, c, r0, rt, k0, kt, h, wt, out);
         }
     }
 }

@@ -103,7 +103,8 @@ def test_training_takes_the_c_maps_and_inference_does_not(monkeypatch: pytest.Mo
     h = torch.randn(2, 3, 4, 8, requires_grad=True)
     x, mixed, post = site(h)
     depth_connection(mixed, post, x).sum().backward()
-    assert called == ["manifold_forward", "manifold_backward", "projection_backward"]
+    assert called == ["projection_forward", "manifold_forward", "manifold_backward",
+                      "projection_backward"]
     called.clear()
     with torch.no_grad():
         site(h)
@@ -170,3 +171,22 @@ def test_projection_backward_pass_equals_its_torch_ops(rows: int, width: int, c:
     torch.testing.assert_close(grad_h, want_h, rtol=tolerance, atol=tolerance * width ** 0.5)
     torch.testing.assert_close(partial.sum(0).T, want_w, rtol=tolerance,
                                atol=tolerance * rows ** 0.5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("rows", "width", "c"), [(300, 1024, 24), (37, 21, 5), (8, 16, 1),
+                                                  (13, 40, 7), (5, 3, 2)])
+def test_projection_forward_pass_equals_its_torch_ops(rows: int, width: int, c: int,
+                                                      dtype: torch.dtype) -> None:
+    """h·W and Σh² per row in one C pass (hyper_native_projection.c) against a matmul and a
+    norm: whole tiles and partial ones (rows not a multiple of 6, c not of 4), a tail past the
+    last whole vector (21, 40, 3 columns)."""
+    gen = torch.Generator().manual_seed(rows + width + c)
+    h = torch.randn(rows, width, generator=gen, dtype=dtype)
+    weight = torch.randn(width, c, generator=gen, dtype=dtype)
+    out, square = h.new_empty(rows, c), h.new_empty(rows, 1)
+    hyper_native.call("projection_forward", rows, width, c, h, weight.T.contiguous(), out, square)
+    tolerance = TOLERANCE[dtype]
+    torch.testing.assert_close(out, h @ weight, rtol=tolerance, atol=tolerance * width ** 0.5)
+    torch.testing.assert_close(square, h.square().sum(-1, keepdim=True), rtol=tolerance,
+                               atol=tolerance)
