@@ -43,35 +43,41 @@ void width_forward_##S(long B, long n, long d, const T *restrict h, const T *res
         }                                                                                     \
     }                                                                                         \
 }                                                                                             \
-/* ∂h_bj = Σ_i res_bij ∂mixed_bi + pre_bj ∂x_b; ∂pre_bj = ∂x_b·h_bj; ∂res_bij = ∂mixed_bi·h_bj */ \
+/* ∂h_bj = Σ_i res_bij ∂mixed_bi + pre_bj ∂x_b; ∂pre_bj = ∂x_b·h_bj; ∂res_bij = ∂mixed_bi·h_bj, \
+ * for one token b (the pointers at its numbers); also called per token by hyper_native_site.c */ \
+void width_backward_token_##S(long n, long d, const T *restrict hb, const T *restrict p,    \
+                              const T *restrict r, const T *restrict gx,                      \
+                              const T *restrict gm, T *restrict gh, T *restrict grad_pre,    \
+                              T *restrict grad_res) {                                         \
+    for (long j = 0; j < n; j++) {                                                            \
+        const T *hj = hb + j * d, pj = p[j];                                                  \
+        T *ghj = gh + j * d, dot = 0;                                                         \
+        _Pragma("omp simd reduction(+:dot)")                                                  \
+        for (long k = 0; k < d; k++) { ghj[k] = pj * gx[k]; dot += gx[k] * hj[k]; }           \
+        grad_pre[j] = dot;                                                                    \
+        for (long i = 0; i < n; i++) {                                                        \
+            const T *gi = gm + i * d, rij = r[i * n + j];                                     \
+            T mixed_dot = 0;                                                                  \
+            _Pragma("omp simd reduction(+:mixed_dot)")                                        \
+            for (long k = 0; k < d; k++) {                                                    \
+                ghj[k] += rij * gi[k];                                                        \
+                mixed_dot += gi[k] * hj[k];                                                   \
+            }                                                                                 \
+            grad_res[i * n + j] = mixed_dot;                                                  \
+        }                                                                                     \
+    }                                                                                         \
+}                                                                                             \
 void width_backward_##S(long B, long n, long d, const T *restrict h, const T *restrict pre,  \
                         long pre_stride, const T *restrict res, long res_stride,               \
                         const T *restrict grad_x, const T *restrict grad_mixed,                \
                         T *restrict grad_h, T *restrict grad_pre, T *restrict grad_res,        \
                         int threads) {                                                        \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                         \
-    for (long b = 0; b < B; b++) {                                                            \
-        const T *hb = h + b * n * d, *p = pre + b * pre_stride, *r = res + b * res_stride;    \
-        const T *gx = grad_x + b * d, *gm = grad_mixed + b * n * d;                           \
-        T *gh = grad_h + b * n * d;                                                           \
-        for (long j = 0; j < n; j++) {                                                        \
-            const T *hj = hb + j * d, pj = p[j];                                              \
-            T *ghj = gh + j * d, dot = 0;                                                     \
-            _Pragma("omp simd reduction(+:dot)")                                              \
-            for (long k = 0; k < d; k++) { ghj[k] = pj * gx[k]; dot += gx[k] * hj[k]; }       \
-            grad_pre[b * n + j] = dot;                                                        \
-            for (long i = 0; i < n; i++) {                                                    \
-                const T *gi = gm + i * d, rij = r[i * n + j];                                 \
-                T mixed_dot = 0;                                                              \
-                _Pragma("omp simd reduction(+:mixed_dot)")                                    \
-                for (long k = 0; k < d; k++) {                                                \
-                    ghj[k] += rij * gi[k];                                                    \
-                    mixed_dot += gi[k] * hj[k];                                               \
-                }                                                                             \
-                grad_res[(b * n + i) * n + j] = mixed_dot;                                    \
-            }                                                                                 \
-        }                                                                                     \
-    }                                                                                         \
+    for (long b = 0; b < B; b++)                                                              \
+        width_backward_token_##S(n, d, h + b * n * d, pre + b * pre_stride,                  \
+                                 res + b * res_stride, grad_x + b * d,                        \
+                                 grad_mixed + b * n * d, grad_h + b * n * d,                  \
+                                 grad_pre + b * n, grad_res + b * n * n);                     \
 }                                                                                             \
 /* out_bi = mixed_bi + post_bi y_b (B, n, d). */                                            \
 void depth_forward_##S(long B, long n, long d, const T *restrict mixed, const T *restrict post, \

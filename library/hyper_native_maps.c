@@ -248,6 +248,44 @@ void NAME(manifold_forward)(long B, long n, long c, long mix, const T *restrict 
  * RMS norm's coefficient
  * coef (B) = -(∂projected·projected)·inv²/width, the projection's backward operands
  * (hyper_fused_site.py); partial (blocks, 2c + 2) = [Σ ∂logits | Σ ∂logits·projected | ∂γ]. */
+/* The tokens [b0, b1) of `manifold_backward` (below), their sums into row (2c + 2): one
+ * block, in the calling thread (also called by hyper_native_site.c). */
+void NAME(manifold_backward_block)(long b0, long b1, long n, long c, long mix,
+                                   const T *restrict projected, const T *restrict gates,
+                                   const T *restrict rest, const T *restrict colscale,
+                                   T post_scale, const T *restrict gammas,
+                                   const T *restrict basis, const T *restrict inv, long width,
+                                   const T *restrict grad_pre, const T *restrict grad_post,
+                                   const T *restrict grad_res, T *restrict scaled,
+                                   T *restrict coef, T *restrict row) {
+    T gl[c], acc[2 * c + 2];
+    for (long k = 0; k < 2 * c + 2; k++) acc[k] = 0;
+    for (long b = b0; b < b1; b++) {
+        const T *a = gates + b * c, *w = rest + b * (c - 2 * n), *p = projected + b * c;
+        for (long j = 0; j < n; j++) {
+            gl[j] = grad_pre[b * n + j] * a[j] * (1 - a[j]);
+            gl[n + j] = grad_post[b * n + j] * post_scale * a[n + j] * (1 - a[n + j]);
+        }
+        const T *g = grad_res + (mix == MIX_KRONECKER || mix == MIX_SPHERE ? b * n * n
+                                                                           : b * (c - 2 * n));
+        if (mix == MIX_LOGITS)
+            for (long k = 2 * n; k < c; k++) gl[k] = g[k - 2 * n];
+        else if (mix == MIX_PERMUTATIONS) NAME(softmax_backward)(c - 2 * n, w, g, gl + 2 * n);
+        else if (mix == MIX_KRONECKER) NAME(kronecker_backward)(n, w, g, gl + 2 * n);
+        else if (n > 1) NAME(sphere_backward)(n, w, gammas, basis, g, gl + 2 * n, acc + 2 * c);
+        T dot = 0;
+        for (long k = 0; k < c; k++) {
+            const T gp = gl[k] * colscale[k];
+            scaled[b * c + k] = gp * inv[b];
+            dot += gp * p[k];
+            acc[k] += gl[k];
+            acc[c + k] += gl[k] * p[k];
+        }
+        coef[b] = -dot * inv[b] * inv[b] / width;
+    }
+    for (long k = 0; k < 2 * c + 2; k++) row[k] = acc[k];
+}
+
 void NAME(manifold_backward)(long B, long n, long c, long mix, const T *restrict projected,
                              const T *restrict gates, const T *restrict rest,
                              const T *restrict colscale, T post_scale,
@@ -257,35 +295,11 @@ void NAME(manifold_backward)(long B, long n, long c, long mix, const T *restrict
                              const T *restrict grad_res, T *restrict scaled, T *restrict coef,
                              long block, T *restrict partial, int threads) {
     _Pragma("omp parallel for schedule(static) num_threads(threads)")
-    for (long b0 = 0; b0 < B; b0 += block) {
-        T gl[c], acc[2 * c + 2];
-        for (long k = 0; k < 2 * c + 2; k++) acc[k] = 0;
-        for (long b = b0; b < B && b < b0 + block; b++) {
-            const T *a = gates + b * c, *w = rest + b * (c - 2 * n), *p = projected + b * c;
-            for (long j = 0; j < n; j++) {
-                gl[j] = grad_pre[b * n + j] * a[j] * (1 - a[j]);
-                gl[n + j] = grad_post[b * n + j] * post_scale * a[n + j] * (1 - a[n + j]);
-            }
-            const T *g = grad_res + (mix == MIX_KRONECKER || mix == MIX_SPHERE ? b * n * n
-                                                                               : b * (c - 2 * n));
-            if (mix == MIX_LOGITS)
-                for (long k = 2 * n; k < c; k++) gl[k] = g[k - 2 * n];
-            else if (mix == MIX_PERMUTATIONS) NAME(softmax_backward)(c - 2 * n, w, g, gl + 2 * n);
-            else if (mix == MIX_KRONECKER) NAME(kronecker_backward)(n, w, g, gl + 2 * n);
-            else if (n > 1) NAME(sphere_backward)(n, w, gammas, basis, g, gl + 2 * n, acc + 2 * c);
-            T dot = 0;
-            for (long k = 0; k < c; k++) {
-                const T gp = gl[k] * colscale[k];
-                scaled[b * c + k] = gp * inv[b];
-                dot += gp * p[k];
-                acc[k] += gl[k];
-                acc[c + k] += gl[k] * p[k];
-            }
-            coef[b] = -dot * inv[b] * inv[b] / width;
-        }
-        T *row = partial + b0 / block * (2 * c + 2);
-        for (long k = 0; k < 2 * c + 2; k++) row[k] = acc[k];
-    }
+    for (long b0 = 0; b0 < B; b0 += block)
+        NAME(manifold_backward_block)(b0, b0 + block < B ? b0 + block : B, n, c, mix, projected,
+                                      gates, rest, colscale, post_scale, gammas, basis, inv,
+                                      width, grad_pre, grad_post, grad_res, scaled, coef,
+                                      partial + b0 / block * (2 * c + 2));
 }
 
 /* Dynamic hc's matrices for B tokens of n streams from t (B, n, n + 2), tanh(projected) or

@@ -85,25 +85,32 @@ static void NAME(group_tail)(long width, long c, long r0, long g, long e0,
     }
 }
 
+/* Rows [r0, r1) of the backward, ∂W's part added into acc (c, width): in the calling thread
+ * (also called by hyper_native_site.c, block by block of a whole site's backward). */
+void NAME(projection_rows)(long width, long c, long r0, long r1, const T *restrict h,
+                           const T *restrict scaled, const T *restrict coef,
+                           const T *restrict wt, T *restrict grad_h, T *restrict acc) {
+    const long whole = width / LANES * LANES;
+    for (long g0 = r0; g0 < r1; g0 += GROUP) {
+        const long g = r1 - g0 < GROUP ? r1 - g0 : GROUP;
+        if (g == GROUP) /* a constant group: its rows stay in registers */
+            NAME(group_vectors)(width, c, g0, GROUP, 0, whole, h, scaled, coef, wt, grad_h, acc);
+        else
+            NAME(group_vectors)(width, c, g0, g, 0, whole, h, scaled, coef, wt, grad_h, acc);
+        NAME(group_tail)(width, c, g0, g, whole, h, scaled, coef, wt, grad_h, acc);
+    }
+}
+
 void NAME(projection_backward)(long R, long width, long c, const T *restrict h,
                                const T *restrict scaled, const T *restrict coef,
                                const T *restrict wt, T *restrict grad_h, long block,
                                T *restrict partial, int threads) {
-    const long whole = width / LANES * LANES;
     _Pragma("omp parallel for schedule(static) num_threads(threads)")
     for (long r0 = 0; r0 < R; r0 += block) {
         T *acc = partial + r0 / block * c * width;
         for (long e = 0; e < c * width; e++) acc[e] = 0;
-        const long r1 = r0 + block < R ? r0 + block : R;
-        for (long g0 = r0; g0 < r1; g0 += GROUP) {
-            const long g = r1 - g0 < GROUP ? r1 - g0 : GROUP;
-            if (g == GROUP) /* a constant group: its rows stay in registers */
-                NAME(group_vectors)(width, c, g0, GROUP, 0, whole, h, scaled, coef, wt, grad_h,
-                                    acc);
-            else
-                NAME(group_vectors)(width, c, g0, g, 0, whole, h, scaled, coef, wt, grad_h, acc);
-            NAME(group_tail)(width, c, g0, g, whole, h, scaled, coef, wt, grad_h, acc);
-        }
+        NAME(projection_rows)(width, c, r0, r0 + block < R ? r0 + block : R, h, scaled, coef,
+                              wt, grad_h, acc);
     }
 }
 

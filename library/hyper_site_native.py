@@ -29,15 +29,18 @@ from archc.library.hyper_maps import helmert
 if TYPE_CHECKING:  # hyper_connections_modules imports this module (through hyper_fused_site)
     from archc.library.hyper_connections_modules import Connection
 
-__all__ = ["supports", "forward", "backward", "SPHERE_STREAMS", "EXPORT_STAND_IN"]
+__all__ = ["supports", "fuses", "forward", "backward", "site_backward", "SPHERE_STREAMS",
+           "EXPORT_STAND_IN"]
 
 SPHERE_STREAMS = 4
 """shc's C maps cover up to this many streams (3×3 rotations in closed form)."""
 
 _CODES = {"mhc": 0, "mhc_lite": 1, "kromhc": 2, "shc": 3}  # hyper_native_maps.c's MIX_*
-_BLOCK = 64
+_BLOCK = 16
 """Tokens per partial sum of the parameter gradients: fixed, so the sums do not depend on the
-thread count (the blocks' rows are added by one small torch sum)."""
+thread count (the blocks' rows are added by one small torch sum); hyper_native_site.c's PASS."""
+_ROWS = 128
+"""Tokens per partial sum of W's gradient in `site_backward`: hyper_native_site.c's BLOCK."""
 
 EXPORT_STAND_IN = hyper_native.NoNativeKernels  # model.py never calls this module
 
@@ -129,13 +132,54 @@ def _manifold_backward(site: Connection, state: tuple[Any, ...], projected: Tens
     hyper_native.call("manifold_backward", batch, n, c, _CODES[mix], projected, gates, rest,
                       colscale, float(site._post_scale()), gammas, basis, inv.contiguous(),
                       width, grad_pre, grad_post, grad_res, scaled, coef, _BLOCK, partial)
+    return (scaled, coef), _manifold_grads(site, partial, c)
+
+
+def _manifold_grads(site: Connection, partial: Tensor, c: int) -> list[Tensor | None]:
+    """The maps' parameter gradients, in `params` order, from the blocks' sums (blocks,
+    2c + 2) = [Σ ∂logits | Σ ∂logits·projected | ∂γ]."""
     sums = partial.sum(0)
     grad_scales = site.scales.new_zeros(site.scales.shape).index_add_(0, site.group,
                                                                       sums[c:2 * c])
     # one-stream shc has no rotations: its gammas get no gradient, as in the torch graph
-    gammas_grad = sums[2 * c:] if n > 1 else None
-    grads = [sums[:c], grad_scales] + ([gammas_grad] if mix == "shc" else [])
-    return (scaled, coef), grads
+    gammas_grad = sums[2 * c:] if site.streams > 1 else None
+    return [sums[:c], grad_scales] + ([gammas_grad] if site.mix == "shc" else [])
+
+
+def fuses(site: Connection) -> bool:
+    """Whether `site_backward` covers this site's backward: mhc_lite, kromhc and shc where
+    `supports` covers them. Not mhc (its Sinkhorn backward runs best in blocks of 128 tokens,
+    and fused per 16 the site took longer: benchmarks/RESULTS.md, the sixth pass), not
+    dynamic hc (its per-stream layer norm has its own operands)."""
+    return site.mix in ("mhc_lite", "kromhc", "shc") and supports(site)
+
+
+def site_backward(site: Connection, state: tuple[Any, ...], flat: Tensor, proj: Tensor,
+                  inv: Tensor, projected: Tensor, pre: Tensor, res: Tensor, grad_x: Tensor,
+                  grad_mixed: Tensor, grad_post: Tensor
+                  ) -> tuple[Tensor, Tensor, list[Tensor | None]]:
+    """(∂h (B, n, d), ∂W, the maps' parameter gradients) of a site that `fuses` covers, in one
+    C pass (`hyper_native_site.c`): the stream mixing's backward, the maps' and the
+    projection's, 16 tokens at a time, from streams `flat` (B, n, d), the per-token H_pre
+    (B, n) and H_res (B, n, n) it mixed with, and the upstream ∂x, ∂mixed and ∂H_post. The
+    same numbers as `hyper_fused.mix_streams_backward`, `backward` and the projection's C pass
+    in turn (mhc_lite's ∂q up to rounding)."""
+    gates, rest, colscale, gammas, basis, _ = state
+    batch, n, d = flat.shape
+    c = projected.shape[1]
+    perms = site.perms.flatten(1).contiguous() if site.mix == "mhc_lite" else flat.new_zeros(1)
+    count = perms.shape[0] if site.mix == "mhc_lite" else 1
+    grad_h, new = torch.empty_like(flat), flat.new_empty
+    partial_maps = new(-(-batch // _BLOCK), 2 * c + 2)
+    partial_w = new(-(-batch // _ROWS), c, n * d)
+    hyper_native.call(
+        "site_backward", batch, n, d, c, _CODES[site.mix], flat, pre, res,
+        grad_x.reshape(batch, d).contiguous(), grad_mixed.reshape(batch, n, d).contiguous(),
+        grad_post.reshape(batch, n).contiguous(), perms, count, projected, gates, rest,
+        colscale, float(site._post_scale()), gammas, basis, inv.contiguous(),
+        proj.T.contiguous(), grad_h, partial_maps, partial_w, new(batch, n), new(batch, n, n),
+        new(batch, count), torch.empty_like(projected), new(batch, 1))
+    return grad_h, partial_w.sum(0).T.contiguous(), _manifold_grads(site, partial_maps, c)
 
 
 def _dynamic_forward(site: Connection, projected: Tensor, params: tuple[Tensor, ...]

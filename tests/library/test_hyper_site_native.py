@@ -1,6 +1,8 @@
 """The per-token maps in C (library/hyper_native_maps.c via hyper_site_native.py) against the
 maps' torch graph: values and every gradient for every per-token mix, both dtypes, one to
-eight streams and extreme logits; determinism; which path runs when."""
+eight streams and extreme logits; the one-pass site backward (hyper_native_site.c) against the
+three kernels it fuses; the projection's C passes against torch ops; determinism; which path
+runs when."""
 
 from __future__ import annotations
 
@@ -103,12 +105,51 @@ def test_training_takes_the_c_maps_and_inference_does_not(monkeypatch: pytest.Mo
     h = torch.randn(2, 3, 4, 8, requires_grad=True)
     x, mixed, post = site(h)
     depth_connection(mixed, post, x).sum().backward()
-    assert called == ["projection_forward", "manifold_forward", "manifold_backward",
-                      "projection_backward"]
+    assert called == ["projection_forward", "manifold_forward", "site_backward"]
     called.clear()
     with torch.no_grad():
         site(h)
     assert called == []
+    mhc = _site("mhc", {}, 4, torch.float32)  # not fused: three kernels and Sinkhorn's own
+    x, mixed, post = mhc(h)
+    depth_connection(mixed, post, x).sum().backward()
+    assert called == ["projection_forward", "manifold_forward", "manifold_backward",
+                      "projection_backward"]
+
+
+def _unfused(site: Connection, h: torch.Tensor, grad: torch.Tensor
+             ) -> list[torch.Tensor | None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hyper_site_native, "fuses", lambda site: False)
+        return _train(site, h, grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("mix", "n", "d", "tokens"), [
+    ("kromhc", 4, 64, 300), ("kromhc", 2, 37, 17), ("shc", 4, 40, 129), ("shc", 3, 8, 5),
+    ("mhc_lite", 3, 64, 300), ("mhc_lite", 4, 21, 33)])
+def test_the_one_pass_site_backward_equals_the_three_kernels(mix: str, n: int, d: int,
+                                                              tokens: int,
+                                                              dtype: torch.dtype) -> None:
+    """Whole and partial passes of 16 tokens and blocks of 128, widths with and without a tail
+    past the last whole vector: the same numbers, bit for bit, as the mixing's, the maps' and
+    the projection's kernels in turn — mhc_lite's within rounding, whose ∂q torch forms as a
+    matmul on the three-kernel path."""
+    torch.manual_seed(n + d)
+    site = Connection(mix, n, d).to(dtype)
+    with torch.no_grad():
+        for p in site.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    gen = torch.Generator().manual_seed(tokens)
+    h = torch.randn(1, tokens, n, d, generator=gen).to(dtype)
+    grad = torch.randn(1, tokens, n, d, generator=gen).to(dtype)
+    assert hyper_site_native.fuses(site)
+    ours, theirs = _train(site, h, grad), _unfused(site, h, grad)
+    if mix == "mhc_lite":
+        _assert_same(ours, theirs, TOLERANCE[dtype])
+    else:
+        assert all(a is not None and b is not None and torch.equal(a, b)
+                   for a, b in zip(ours, theirs, strict=True))
 
 
 def test_shc_beyond_four_streams_keeps_the_torch_graph(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,119 @@
+/* A per-token site's whole backward for mhc_lite, kromhc and shc, block by block of tokens, so
+ * that each token's streams and gradients come from memory once.
+ *
+ * Three steps make a site's backward: the stream mixing's (∂h from ∂x and ∂mixed, and ∂H_pre,
+ * ∂H_res), the maps' (to the projection's operands `scaled` and `coef`), and the projection's
+ * (∂h += scaled·Wᵀ + coef·h, ∂W = hᵀ·scaled). Each needs the one before for the same token, so
+ * as three kernels over the whole site the third reads h and ∂h back from memory and writes
+ * ∂h again: at 2,048 tokens × 4 streams × 256, 24 MB of the site's ~60. Here the three run
+ * on PASS tokens at a time, whose h, ∂mixed and ∂h (about 200 KB at n·d = 1,024) stay in
+ * cache between them.
+ *
+ * The numbers are those of the three kernels (the same functions, called per block): the
+ * mixing's per token (hyper_native.c), the maps' and their parameter sums per PASS tokens
+ * (hyper_native_maps.c, the block of hyper_site_native._BLOCK), ∂W's sums per BLOCK rows
+ * (hyper_native_projection.c, the block of hyper_fused_site._BLOCK): the same for any thread
+ * count, and equal to the three kernels' (mhc_lite's ∂q up to rounding: torch forms it there).
+ *
+ * Not mhc: its Sinkhorn backward, vectorised along the tokens, runs best on blocks of up to
+ * 128 (hyper_native.c), and per PASS tokens the site took longer fused than as three kernels
+ * (benchmarks/RESULTS.md, the sixth pass).
+ *
+ * Built with hyper_native.c (hyper_native.py); hyper_site_native.py calls it. The file
+ * includes itself once per dtype (T, S).
+ */
+#ifndef T
+#include <stddef.h>
+
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+#define NAME(name) CAT(name, S)
+#define PASS 16   /* tokens per pass of the three steps: their numbers stay in L1 and L2 */
+#define BLOCK 128 /* rows per partial sum of ∂W: eight passes */
+
+enum { MIX_PERMUTATIONS = 1 }; /* as hyper_native_maps.c's MIX_* */
+
+#define T float
+#define S f32
+#include "hyper_native_site.c"
+#undef T
+#undef S
+
+#define T double
+#define S f64
+#include "hyper_native_site.c"
+
+#else /* the kernel, for one dtype T */
+
+void NAME(width_backward_token)(long n, long d, const T *restrict hb, const T *restrict p,
+                                const T *restrict r, const T *restrict gx,
+                                const T *restrict gm, T *restrict gh, T *restrict grad_pre,
+                                T *restrict grad_res);
+void NAME(manifold_backward_block)(long b0, long b1, long n, long c, long mix,
+                                   const T *restrict projected, const T *restrict gates,
+                                   const T *restrict rest, const T *restrict colscale,
+                                   T post_scale, const T *restrict gammas,
+                                   const T *restrict basis, const T *restrict inv, long width,
+                                   const T *restrict grad_pre, const T *restrict grad_post,
+                                   const T *restrict grad_res, T *restrict scaled,
+                                   T *restrict coef, T *restrict row);
+void NAME(projection_rows)(long width, long c, long r0, long r1, const T *restrict h,
+                           const T *restrict scaled, const T *restrict coef,
+                           const T *restrict wt, T *restrict grad_h, T *restrict acc);
+
+/* mhc_lite's ∂q = ∂H_res·Pᵀ for tokens [t0, t1), with the `count` permutation matrices
+ * perms (count, n²), which its maps take for H_res's gradient (torch forms it as a matmul in
+ * hyper_site_native.backward). */
+static void NAME(permutation_gradient)(long n, long t0, long t1, const T *restrict grad_res,
+                                       const T *restrict perms, long count,
+                                       T *restrict grad_q) {
+    const long nn = n * n;
+    for (long b = t0; b < t1; b++)
+        for (long k = 0; k < count; k++) {
+            T dot = 0;
+            for (long e = 0; e < nn; e++) dot += grad_res[b * nn + e] * perms[k * nn + e];
+            grad_q[b * count + k] = dot;
+        }
+}
+
+/* Streams h (B, n, d), per-token H_pre (B, n) and H_res (B, n, n), upstream ∂x (B, d),
+ * ∂mixed (B, n, d) and ∂H_post (B, n); the maps' forward state as manifold_backward takes it;
+ * mhc_lite's perms (count, n²); Wᵀ (c, n·d). Out: ∂h (B, n, d), partial_maps (B / PASS,
+ * 2c + 2) as manifold_backward's, partial_w (B / BLOCK, c, n·d) as projection_backward's.
+ * Scratch: grad_pre (B, n), grad_res (B, n, n), grad_q (B, count), scaled (B, c), coef (B). */
+void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *restrict h,
+                         const T *restrict pre, const T *restrict res,
+                         const T *restrict grad_x, const T *restrict grad_mixed,
+                         const T *restrict grad_post, const T *restrict perms, long count,
+                         const T *restrict projected, const T *restrict gates,
+                         const T *restrict rest, const T *restrict colscale, T post_scale,
+                         const T *restrict gammas, const T *restrict basis,
+                         const T *restrict inv, const T *restrict wt, T *restrict grad_h,
+                         T *restrict partial_maps, T *restrict partial_w,
+                         T *restrict grad_pre, T *restrict grad_res, T *restrict grad_q,
+                         T *restrict scaled, T *restrict coef, int threads) {
+    const long width = n * d, nn = n * n;
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")
+    for (long r0 = 0; r0 < B; r0 += BLOCK) {
+        T *acc = partial_w + r0 / BLOCK * c * width;
+        for (long e = 0; e < c * width; e++) acc[e] = 0;
+        const long r1 = r0 + BLOCK < B ? r0 + BLOCK : B;
+        for (long t0 = r0; t0 < r1; t0 += PASS) {
+            const long t1 = t0 + PASS < r1 ? t0 + PASS : r1;
+            for (long b = t0; b < t1; b++)
+                NAME(width_backward_token)(n, d, h + b * width, pre + b * n, res + b * nn,
+                                           grad_x + b * d, grad_mixed + b * width,
+                                           grad_h + b * width, grad_pre + b * n,
+                                           grad_res + b * nn);
+            if (mix == MIX_PERMUTATIONS)
+                NAME(permutation_gradient)(n, t0, t1, grad_res, perms, count, grad_q);
+            NAME(manifold_backward_block)(t0, t1, n, c, mix, projected, gates, rest, colscale,
+                                          post_scale, gammas, basis, inv, width, grad_pre,
+                                          grad_post, mix == MIX_PERMUTATIONS ? grad_q : grad_res,
+                                          scaled, coef, partial_maps + t0 / PASS * (2 * c + 2));
+            NAME(projection_rows)(width, c, t0, t1, h, scaled, coef, wt, grad_h, acc);
+        }
+    }
+}
+
+#endif
