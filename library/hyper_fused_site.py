@@ -129,15 +129,8 @@ def _project(kind: str, flat: Tensor, proj: Tensor) -> tuple[Tensor, Tensor, Ten
     batch, n, d = flat.shape
     weights = proj if kind == "rms" else torch.cat((proj, proj.new_full((d, 1), 1 / d)), 1)
     rows = flat.view(batch, n * d) if kind == "rms" else flat.view(batch * n, d)
-    if hyper_native.usable(rows, weights):
-        product = rows.new_empty(rows.shape[0], weights.shape[1])
-        square = rows.new_empty(rows.shape[0], 1)
-        hyper_native.call("projection_forward", rows.shape[0], rows.shape[1], weights.shape[1],
-                          rows, weights.T.contiguous(), product, square)
-        square = square.div_(rows.shape[1])
-    else:
-        product = rows @ weights
-        square = torch.linalg.vector_norm(rows, dim=-1, keepdim=True).square_() / rows.shape[1]
+    products = _products_native if hyper_native.usable(rows, weights) else _products
+    product, square = products(rows, weights)
     if kind == "rms":
         inv = torch.rsqrt(square + RMS_EPS)  # (B, 1)
         return product.mul_(inv), inv, inv.new_zeros(())  # no centring
@@ -145,6 +138,21 @@ def _project(kind: str, flat: Tensor, proj: Tensor) -> tuple[Tensor, Tensor, Ten
     mean = moments[..., -1:]  # (B, n, 1)
     inv = torch.rsqrt((square - mean.square()).clamp_min_(0) + PROJECTIONS[kind])
     return (moments[..., :-1] - mean * proj.sum(0)).mul_(inv), inv, mean  # (B, n, c)
+
+
+def _products(rows: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+    """rows·weights and the rows' mean squares (R, 1), by torch: a GEMM and a norm."""
+    square = torch.linalg.vector_norm(rows, dim=-1, keepdim=True).square_()
+    return rows @ weights, square.div_(rows.shape[1])
+
+
+def _products_native(rows: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+    """`_products` in one C pass over the rows (`projection_forward`)."""
+    product = rows.new_empty(rows.shape[0], weights.shape[1])
+    square = rows.new_empty(rows.shape[0], 1)
+    hyper_native.call("projection_forward", rows.shape[0], rows.shape[1], weights.shape[1], rows,
+                      weights.T.contiguous(), product, square)
+    return product, square.div_(rows.shape[1])
 
 
 def _graph_backward(graph: tuple[Any, ...], wanted: Sequence[bool], grad_pre: Tensor,

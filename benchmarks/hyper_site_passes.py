@@ -1,0 +1,157 @@
+"""What each one-pass kernel of a per-token site saves, side by side in one process.
+
+Run:  python benchmarks/hyper_site_passes.py [--repeats 15] [--network] [--cold-heap]
+
+For each per-token mix, one `Connection` around an MLP branch (as benchmarks/hyper_site.py:
+d 256 → 1024 → 256, b 8 × t 256, n = 4), forward + backward, over `x + mlp(x)` of the same
+round, in three variants run interleaved round by round:
+
+- `now`: every native kernel archc uses;
+- `GEMM + norm forward`: the projection's forward by torch, a matmul and then a norm (two reads
+  of the streams), where `projection_forward` makes one;
+- `three-kernel backward`: the stream mixing's, the maps' and the projection's backward as
+  three passes over the site's tokens, where `site_backward` (mhc_lite, kromhc, shc) makes one.
+
+The figures are medians of per-round ratios; the variants' order turns round by round. With
+`--network`, the same three variants of the 12-layer hyper-connected transformer
+(benchmarks/hyper_transformer.py, 24 sites) over the plain network, for the mixes the backward
+covers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+from bench_args import positive, warm_heap
+from hyper_site import MIXES, B, D, N, T, mlp
+from hyper_transformer import MIXES as NETWORK_MIXES
+from hyper_transformer import network, step_timer
+
+from archc.library import hyper_fused_site, hyper_native, hyper_site_native
+from archc.library.hyper_connections_modules import Connection, depth_connection
+
+VARIANTS = ("now", "GEMM + norm forward", "three-kernel backward")
+FUSED_BACKWARD = ("mhc_lite", "kromhc", "shc")
+
+
+@contextlib.contextmanager
+def variant(name: str) -> Iterator[None]:
+    """archc as it is, or with one of its one-pass kernels swapped for the passes it replaces."""
+    with contextlib.ExitStack() as stack:
+        patch = stack.enter_context(_patched())
+        if name == "GEMM + norm forward":
+            patch(hyper_fused_site, "_products_native", hyper_fused_site._products)
+        elif name == "three-kernel backward":
+            patch(hyper_site_native, "fuses", lambda site: False)
+        yield
+
+
+@contextlib.contextmanager
+def _patched() -> Iterator[Callable[[object, str, object], None]]:
+    saved: list[tuple[object, str, object]] = []
+
+    def patch(owner: object, name: str, value: object) -> None:
+        saved.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, value)
+    try:
+        yield patch
+    finally:
+        for owner, name, value in reversed(saved):
+            setattr(owner, name, value)
+
+
+def site_table(repeats: int) -> list[str]:
+    generator = torch.Generator().manual_seed(0)
+    branch = mlp()
+    x = torch.randn(B, T, D, generator=generator, requires_grad=True)
+    h = torch.randn(B, T, N, D, generator=generator, requires_grad=True)
+    g1, gn = torch.randn(B, T, D, generator=generator), torch.randn(B, T, N, D,
+                                                                    generator=generator)
+    sites = {name: Connection(mix, N, D, **hp) for name, (mix, hp) in MIXES.items()
+             if name != "hc static"}
+
+    def timed(run: Callable[[], torch.Tensor], grad: torch.Tensor,
+              leaves: list[torch.Tensor]) -> float:
+        for leaf in leaves:
+            leaf.grad = None
+        start = time.perf_counter()
+        run().backward(grad)
+        return time.perf_counter() - start
+
+    ratios: dict[tuple[str, str], list[float]] = {}
+    for round_ in range(repeats + 1):  # round 0 warms up
+        base = timed(lambda: x + branch(x), g1, [x, *branch.parameters()])
+        for name, site in sites.items():
+            def run(site: Connection = site) -> torch.Tensor:
+                layer_input, mixed, post = site(h)
+                return depth_connection(mixed, post, branch(layer_input))
+            for which in _rotated(round_):
+                with variant(which):
+                    seconds = timed(run, gn, [h, *branch.parameters(), *site.parameters()])
+                if round_:
+                    ratios.setdefault((name, which), []).append(seconds / base)
+    return _table(ratios, list(sites))
+
+
+def network_table(repeats: int) -> list[str]:
+    plain = step_timer(network(None, T), B, T)
+    names = [name for name, spec in NETWORK_MIXES.items() if spec in FUSED_BACKWARD]
+    timers = {name: step_timer(network(NETWORK_MIXES[name], T), B, T) for name in names}
+    ratios: dict[tuple[str, str], list[float]] = {}
+    for round_ in range(repeats + 1):
+        base = plain()
+        for name, timer in timers.items():
+            for which in _rotated(round_):
+                with variant(which):
+                    seconds = timer()
+                if round_:
+                    ratios.setdefault((name, which), []).append(seconds / base)
+    return _table(ratios, names)
+
+
+def _rotated(round_: int) -> list[str]:
+    """The variants in a different order each round: the first to run after another site (or
+    network) pays for what the other left in the caches, which moved a ratio by up to 0.06."""
+    shift = round_ % len(VARIANTS)
+    return list(VARIANTS[shift:] + VARIANTS[:shift])
+
+
+def _table(ratios: dict[tuple[str, str], list[float]], names: list[str]) -> list[str]:
+    rows = ["| mix | " + " | ".join(VARIANTS) + " |", "|---|" + "---|" * len(VARIANTS)]
+    for name in names:
+        cells = [f"{statistics.median(ratios[(name, which)]):.3f}" for which in VARIANTS]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=positive, default=15)
+    parser.add_argument("--network", action="store_true",
+                        help="also the 12-layer network, for the mixes the backward covers")
+    parser.add_argument("--cold-heap", action="store_true",
+                        help="leave glibc's malloc as it is (see bench_args.warm_heap)")
+    args = parser.parse_args()
+    heap = warm_heap(args.cold_heap)
+    torch.set_num_threads(2)
+    start = time.perf_counter()
+    print(f"`python benchmarks/hyper_site_passes.py --repeats {args.repeats}"
+          f"{' --network' if args.network else ''}`: torch {torch.__version__}, "
+          f"{platform.processor() or platform.machine()}, 2 threads, native kernels "
+          f"{hyper_native.status()}, {heap}\n")
+    print("One site around an MLP branch, forward + backward, × `x + mlp(x)`:\n")
+    print("\n".join(site_table(args.repeats)))
+    if args.network:
+        print("\n12-layer hyper-connected transformer (24 sites) × the plain network:\n")
+        print("\n".join(network_table(args.repeats)))
+    print(f"\nWhole run: {time.perf_counter() - start:.0f} s.")
+
+
+if __name__ == "__main__":
+    main()
