@@ -10,7 +10,8 @@ round, in three variants run interleaved round by round:
 - `GEMM + norm forward`: the projection's forward by torch, a matmul and then a norm (two reads
   of the streams), where `projection_forward` makes one;
 - `three-kernel backward`: the stream mixing's, the maps' and the projection's backward as
-  three passes over the site's tokens, where `site_backward` (mhc_lite, kromhc, shc) makes one.
+  three passes over the site's tokens, where `site_backward` (dynamic hc, mhc_lite, kromhc, shc)
+  makes one.
 
 The figures are medians of per-round ratios; the variants' order turns round by round. With
 `--network`, the same three variants of the 12-layer hyper-connected transformer
@@ -37,7 +38,7 @@ from archc.library import hyper_fused_site, hyper_native, hyper_site_native
 from archc.library.hyper_connections_modules import Connection, depth_connection
 
 VARIANTS = ("now", "GEMM + norm forward", "three-kernel backward")
-FUSED_BACKWARD = ("mhc_lite", "kromhc", "shc")
+FUSED_BACKWARD = ("hc(dynamic = true)", "mhc_lite", "kromhc", "shc")  # hyper_transformer specs
 
 
 @contextlib.contextmanager

@@ -98,7 +98,7 @@ class _Site(torch.autograd.Function):
         wanted = ctx.needs_input_grad[5:]
         if ctx.state is not None and hyper_site_native.fuses(ctx.site):  # one C pass
             grad_h, grad_proj, found = hyper_site_native.site_backward(
-                ctx.site, ctx.state, flat, proj, inv, projected, pre_b, res_b, grad_x,
+                ctx.site, ctx.state, flat, proj, inv, mean, projected, pre_b, res_b, grad_x,
                 grad_mixed, grad_post)
             grad_params = [g if want else None for g, want in zip(found, wanted, strict=True)]
             return grad_h.view(ctx.h_shape), grad_proj, None, None, None, *grad_params

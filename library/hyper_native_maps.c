@@ -325,6 +325,53 @@ void NAME(dynamic_forward)(long B, long n, const T *restrict t, const T *restric
  * operand (B·n, c + 1) = [∂out·r | shift] and coef (B, n) = b·r, with ∂out = ∂t·(1 - t²),
  * b = -(∂out·projected)·r/d, shift = -(∂out·r)·mean_d(W) - b·r·μ; partial (blocks,
  * 2n + n² + 2 + c) = [∂pre | ∂res | ∂post | ∂s_α, ∂s_β | Σ μ·∂out·r]. */
+/* The tokens [b0, b1) of `dynamic_backward` (below), their sums into row (2n + n² + 2 + c): one
+ * block, in the calling thread (also called by hyper_native_site.c). */
+void NAME(dynamic_backward_block)(long b0, long b1, long n, long d, long use_tanh,
+                                  const T *restrict t, const T *restrict projected,
+                                  const T *restrict inv, const T *restrict mean,
+                                  const T *restrict proj_mean, const T *restrict scales,
+                                  const T *restrict grad_pre, const T *restrict grad_res,
+                                  const T *restrict grad_post, T *restrict operand,
+                                  T *restrict coef, T *restrict out) {
+    const long c = n + 2, width = 2 * n + n * n + 2 + c;
+    T acc[width];
+    T *acc_res = acc + n, *acc_post = acc + n + n * n, *acc_scales = acc_post + n;
+    T *acc_mean = acc_scales + 2;
+    for (long k = 0; k < width; k++) acc[k] = 0;
+    for (long b = b0; b < b1; b++)
+        for (long j = 0; j < n; j++) {
+            const long row = b * n + j;
+            const T *tj = t + row * c, *pj = projected + row * c;
+            const T gpre = grad_pre[row], gpost = grad_post[row], r = inv[row];
+            T *op = operand + row * (c + 1);
+            acc[j] += gpre;
+            acc_post[j] += gpost;
+            acc_scales[0] += tj[0] * gpre;
+            acc_scales[1] += tj[1] * gpost;
+            op[0] = scales[0] * gpre;
+            op[1] = scales[1] * gpost;
+            for (long i = 0; i < n; i++) {
+                const T gres = grad_res[(b * n + i) * n + j];
+                acc_res[i * n + j] += gres;
+                acc_scales[0] += tj[2 + i] * gres;
+                op[2 + i] = scales[0] * gres;
+            }
+            T dot = 0, shift = 0;
+            for (long q = 0; q < c; q++) {
+                const T gout = use_tanh ? op[q] * (1 - tj[q] * tj[q]) : op[q];
+                dot += gout * pj[q];
+                op[q] = gout * r;
+                shift -= op[q] * proj_mean[q];
+                acc_mean[q] += mean[row] * op[q];
+            }
+            const T bco = -dot * r / d;
+            op[c] = shift - bco * r * mean[row];
+            coef[row] = bco * r;
+        }
+    for (long k = 0; k < width; k++) out[k] = acc[k];
+}
+
 void NAME(dynamic_backward)(long B, long n, long d, long use_tanh, const T *restrict t,
                             const T *restrict projected, const T *restrict inv,
                             const T *restrict mean, const T *restrict proj_mean,
@@ -332,46 +379,13 @@ void NAME(dynamic_backward)(long B, long n, long d, long use_tanh, const T *rest
                             const T *restrict grad_res, const T *restrict grad_post,
                             T *restrict operand, T *restrict coef, long block,
                             T *restrict partial, int threads) {
-    const long c = n + 2, width = 2 * n + n * n + 2 + c;
+    const long width = 2 * n + n * n + 2 + n + 2;
     _Pragma("omp parallel for schedule(static) num_threads(threads)")
-    for (long b0 = 0; b0 < B; b0 += block) {
-        T acc[width];
-        T *acc_res = acc + n, *acc_post = acc + n + n * n, *acc_scales = acc_post + n;
-        T *acc_mean = acc_scales + 2;
-        for (long k = 0; k < width; k++) acc[k] = 0;
-        for (long b = b0; b < B && b < b0 + block; b++)
-            for (long j = 0; j < n; j++) {
-                const long row = b * n + j;
-                const T *tj = t + row * c, *pj = projected + row * c;
-                const T gpre = grad_pre[row], gpost = grad_post[row], r = inv[row];
-                T *op = operand + row * (c + 1);
-                acc[j] += gpre;
-                acc_post[j] += gpost;
-                acc_scales[0] += tj[0] * gpre;
-                acc_scales[1] += tj[1] * gpost;
-                op[0] = scales[0] * gpre;
-                op[1] = scales[1] * gpost;
-                for (long i = 0; i < n; i++) {
-                    const T gres = grad_res[(b * n + i) * n + j];
-                    acc_res[i * n + j] += gres;
-                    acc_scales[0] += tj[2 + i] * gres;
-                    op[2 + i] = scales[0] * gres;
-                }
-                T dot = 0, shift = 0;
-                for (long q = 0; q < c; q++) {
-                    const T gout = use_tanh ? op[q] * (1 - tj[q] * tj[q]) : op[q];
-                    dot += gout * pj[q];
-                    op[q] = gout * r;
-                    shift -= op[q] * proj_mean[q];
-                    acc_mean[q] += mean[row] * op[q];
-                }
-                const T bco = -dot * r / d;
-                op[c] = shift - bco * r * mean[row];
-                coef[row] = bco * r;
-            }
-        T *out = partial + b0 / block * width;
-        for (long k = 0; k < width; k++) out[k] = acc[k];
-    }
+    for (long b0 = 0; b0 < B; b0 += block)
+        NAME(dynamic_backward_block)(b0, b0 + block < B ? b0 + block : B, n, d, use_tanh, t,
+                                     projected, inv, mean, proj_mean, scales, grad_pre,
+                                     grad_res, grad_post, operand, coef,
+                                     partial + b0 / block * width);
 }
 
 #endif

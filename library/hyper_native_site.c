@@ -1,5 +1,5 @@
-/* A per-token site's whole backward for mhc_lite, kromhc and shc, block by block of tokens, so
- * that each token's streams and gradients come from memory once.
+/* A per-token site's whole backward for dynamic hc, mhc_lite, kromhc and shc, block by block
+ * of tokens, so that each token's streams and gradients come from memory once.
  *
  * Three steps make a site's backward: the stream mixing's (∂h from ∂x and ∂mixed, and ∂H_pre,
  * ∂H_res), the maps' (to the projection's operands `scaled` and `coef`), and the projection's
@@ -11,9 +11,11 @@
  *
  * The numbers are those of the three kernels (the same functions, called per block): the
  * mixing's per token (hyper_native.c), the maps' and their parameter sums per PASS tokens
- * (hyper_native_maps.c, the block of hyper_site_native._BLOCK), ∂W's sums per BLOCK rows
- * (hyper_native_projection.c, the block of hyper_fused_site._BLOCK): the same for any thread
- * count, and equal to the three kernels' (mhc_lite's ∂q up to rounding: torch forms it there).
+ * (hyper_native_maps.c, the block of hyper_site_native._BLOCK), ∂W's sums per BLOCK tokens
+ * (hyper_native_projection.c, whose block is hyper_fused_site._BLOCK rows: a token's row for
+ * the RMS projection, n rows for dynamic hc's per-stream layer norm): the same for any thread
+ * count, and equal to the three kernels' for the manifold mixes (mhc_lite's ∂q up to rounding:
+ * torch forms it there); dynamic hc's ∂W is summed in other blocks, so equal up to rounding.
  *
  * Not mhc: its Sinkhorn backward, vectorised along the tokens, runs best on blocks of up to
  * 128 (hyper_native.c), and per PASS tokens the site took longer fused than as three kernels
@@ -57,9 +59,28 @@ void NAME(manifold_backward_block)(long b0, long b1, long n, long c, long mix,
                                    const T *restrict grad_pre, const T *restrict grad_post,
                                    const T *restrict grad_res, T *restrict scaled,
                                    T *restrict coef, T *restrict row);
+void NAME(dynamic_backward_block)(long b0, long b1, long n, long d, long use_tanh,
+                                  const T *restrict t, const T *restrict projected,
+                                  const T *restrict inv, const T *restrict mean,
+                                  const T *restrict proj_mean, const T *restrict scales,
+                                  const T *restrict grad_pre, const T *restrict grad_res,
+                                  const T *restrict grad_post, T *restrict operand,
+                                  T *restrict coef, T *restrict out);
 void NAME(projection_rows)(long width, long c, long r0, long r1, const T *restrict h,
                            const T *restrict scaled, const T *restrict coef,
                            const T *restrict wt, T *restrict grad_h, T *restrict acc);
+
+/* The stream mixing's backward for tokens [t0, t1): ∂h, ∂H_pre and ∂H_res (hyper_native.c). */
+static void NAME(mixing_backward)(long n, long d, long t0, long t1, const T *restrict h,
+                                  const T *restrict pre, const T *restrict res,
+                                  const T *restrict grad_x, const T *restrict grad_mixed,
+                                  T *restrict grad_h, T *restrict grad_pre,
+                                  T *restrict grad_res) {
+    for (long b = t0; b < t1; b++)
+        NAME(width_backward_token)(n, d, h + b * n * d, pre + b * n, res + b * n * n,
+                                   grad_x + b * d, grad_mixed + b * n * d, grad_h + b * n * d,
+                                   grad_pre + b * n, grad_res + b * n * n);
+}
 
 /* mhc_lite's ∂q = ∂H_res·Pᵀ for tokens [t0, t1), with the `count` permutation matrices
  * perms (count, n²), which its maps take for H_res's gradient (torch forms it as a matmul in
@@ -92,7 +113,7 @@ void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *rest
                          T *restrict partial_maps, T *restrict partial_w,
                          T *restrict grad_pre, T *restrict grad_res, T *restrict grad_q,
                          T *restrict scaled, T *restrict coef, int threads) {
-    const long width = n * d, nn = n * n;
+    const long width = n * d;
     _Pragma("omp parallel for schedule(static) num_threads(threads)")
     for (long r0 = 0; r0 < B; r0 += BLOCK) {
         T *acc = partial_w + r0 / BLOCK * c * width;
@@ -100,11 +121,8 @@ void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *rest
         const long r1 = r0 + BLOCK < B ? r0 + BLOCK : B;
         for (long t0 = r0; t0 < r1; t0 += PASS) {
             const long t1 = t0 + PASS < r1 ? t0 + PASS : r1;
-            for (long b = t0; b < t1; b++)
-                NAME(width_backward_token)(n, d, h + b * width, pre + b * n, res + b * nn,
-                                           grad_x + b * d, grad_mixed + b * width,
-                                           grad_h + b * width, grad_pre + b * n,
-                                           grad_res + b * nn);
+            NAME(mixing_backward)(n, d, t0, t1, h, pre, res, grad_x, grad_mixed, grad_h,
+                                  grad_pre, grad_res);
             if (mix == MIX_PERMUTATIONS)
                 NAME(permutation_gradient)(n, t0, t1, grad_res, perms, count, grad_q);
             NAME(manifold_backward_block)(t0, t1, n, c, mix, projected, gates, rest, colscale,
@@ -112,6 +130,41 @@ void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *rest
                                           grad_post, mix == MIX_PERMUTATIONS ? grad_q : grad_res,
                                           scaled, coef, partial_maps + t0 / PASS * (2 * c + 2));
             NAME(projection_rows)(width, c, t0, t1, h, scaled, coef, wt, grad_h, acc);
+        }
+    }
+}
+
+/* Dynamic hc's: its maps' state t (B, n, n + 2) and the projection's (projected, inv, mean,
+ * proj_mean = mean_d(W), scales) as dynamic_backward takes them; columns (n + 3, d), Wᵀ with a
+ * row of ones, against each stream's operand [∂out·r | shift]. Out: ∂h, partial_maps
+ * (B / PASS, 3n + n² + 4) as dynamic_backward's, partial_w (B / BLOCK, n + 3, d). Scratch:
+ * grad_pre (B, n), grad_res (B, n, n), operand (B·n, n + 3), coef (B·n). */
+void NAME(dynamic_site_backward)(long B, long n, long d, long use_tanh, const T *restrict h,
+                                 const T *restrict pre, const T *restrict res,
+                                 const T *restrict grad_x, const T *restrict grad_mixed,
+                                 const T *restrict grad_post, const T *restrict t,
+                                 const T *restrict projected, const T *restrict inv,
+                                 const T *restrict mean, const T *restrict proj_mean,
+                                 const T *restrict scales, const T *restrict columns,
+                                 T *restrict grad_h, T *restrict partial_maps,
+                                 T *restrict partial_w, T *restrict grad_pre,
+                                 T *restrict grad_res, T *restrict operand, T *restrict coef,
+                                 int threads) {
+    const long nn = n * n, c = n + 3, sums = 3 * n + nn + 4;
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")
+    for (long r0 = 0; r0 < B; r0 += BLOCK) {
+        T *acc = partial_w + r0 / BLOCK * c * d;
+        for (long e = 0; e < c * d; e++) acc[e] = 0;
+        const long r1 = r0 + BLOCK < B ? r0 + BLOCK : B;
+        for (long t0 = r0; t0 < r1; t0 += PASS) {
+            const long t1 = t0 + PASS < r1 ? t0 + PASS : r1;
+            NAME(mixing_backward)(n, d, t0, t1, h, pre, res, grad_x, grad_mixed, grad_h,
+                                  grad_pre, grad_res);
+            NAME(dynamic_backward_block)(t0, t1, n, d, use_tanh, t, projected, inv, mean,
+                                         proj_mean, scales, grad_pre, grad_res, grad_post,
+                                         operand, coef, partial_maps + t0 / PASS * sums);
+            NAME(projection_rows)(d, c, t0 * n, t1 * n, h, operand, coef, columns, grad_h,
+                                  acc);
         }
     }
 }

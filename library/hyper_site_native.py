@@ -147,37 +147,52 @@ def _manifold_grads(site: Connection, partial: Tensor, c: int) -> list[Tensor | 
 
 
 def fuses(site: Connection) -> bool:
-    """Whether `site_backward` covers this site's backward: mhc_lite, kromhc and shc where
-    `supports` covers them. Not mhc (its Sinkhorn backward runs best in blocks of 128 tokens,
-    and fused per 16 the site took longer: benchmarks/RESULTS.md, the sixth pass), not
-    dynamic hc (its per-stream layer norm has its own operands)."""
-    return site.mix in ("mhc_lite", "kromhc", "shc") and supports(site)
+    """Whether `site_backward` covers this site's backward: dynamic hc, mhc_lite, kromhc and
+    shc where `supports` covers them. Not mhc: its Sinkhorn backward runs best in blocks of 128
+    tokens, and fused per 16 the site took longer (benchmarks/RESULTS.md, the sixth pass)."""
+    return site.mix != "mhc" and supports(site)
 
 
 def site_backward(site: Connection, state: tuple[Any, ...], flat: Tensor, proj: Tensor,
-                  inv: Tensor, projected: Tensor, pre: Tensor, res: Tensor, grad_x: Tensor,
-                  grad_mixed: Tensor, grad_post: Tensor
+                  inv: Tensor, mean: Tensor, projected: Tensor, pre: Tensor, res: Tensor,
+                  grad_x: Tensor, grad_mixed: Tensor, grad_post: Tensor
                   ) -> tuple[Tensor, Tensor, list[Tensor | None]]:
     """(∂h (B, n, d), ∂W, the maps' parameter gradients) of a site that `fuses` covers, in one
     C pass (`hyper_native_site.c`): the stream mixing's backward, the maps' and the
     projection's, 16 tokens at a time, from streams `flat` (B, n, d), the per-token H_pre
     (B, n) and H_res (B, n, n) it mixed with, and the upstream ∂x, ∂mixed and ∂H_post. The
     same numbers as `hyper_fused.mix_streams_backward`, `backward` and the projection's C pass
-    in turn (mhc_lite's ∂q up to rounding)."""
-    gates, rest, colscale, gammas, basis, _ = state
+    in turn (mhc_lite's ∂q and dynamic hc's ∂W up to rounding)."""
     batch, n, d = flat.shape
+    upstream = (grad_x.reshape(batch, d).contiguous(),
+                grad_mixed.reshape(batch, n, d).contiguous(),
+                grad_post.reshape(batch, n).contiguous())
+    grad_h, new = torch.empty_like(flat), flat.new_empty
+    partial_w = new(-(-batch // _ROWS), projected.shape[-1] + (site.mix == "hc"),
+                    proj.shape[0])
+    scratch = (new(batch, n), new(batch, n, n))
+    if site.mix == "hc":
+        t, scales = state
+        c = projected.shape[-1]
+        partial_maps = new(-(-batch // _BLOCK), 2 * n + n * n + 2 + c)
+        columns = torch.cat((proj.T, proj.new_ones(1, d)))
+        hyper_native.call("dynamic_site_backward", batch, n, d, int(bool(site.tanh)), flat, pre,
+                          res, *upstream, t, projected, inv.contiguous(), mean.contiguous(),
+                          proj.detach().mean(0).contiguous(), scales, columns, grad_h,
+                          partial_maps, partial_w, *scratch, new(batch * n, c + 1),
+                          new(batch * n))
+        grad = partial_w.sum(0)  # (c + 1, d)
+        grad_params, mean_scaled = _dynamic_grads(partial_maps, n, c)
+        return grad_h, grad[:-1].T - torch.outer(proj.new_ones(d), mean_scaled), grad_params
+    gates, rest, colscale, gammas, basis, _ = state
     c = projected.shape[1]
     perms = site.perms.flatten(1).contiguous() if site.mix == "mhc_lite" else flat.new_zeros(1)
     count = perms.shape[0] if site.mix == "mhc_lite" else 1
-    grad_h, new = torch.empty_like(flat), flat.new_empty
     partial_maps = new(-(-batch // _BLOCK), 2 * c + 2)
-    partial_w = new(-(-batch // _ROWS), c, n * d)
     hyper_native.call(
-        "site_backward", batch, n, d, c, _CODES[site.mix], flat, pre, res,
-        grad_x.reshape(batch, d).contiguous(), grad_mixed.reshape(batch, n, d).contiguous(),
-        grad_post.reshape(batch, n).contiguous(), perms, count, projected, gates, rest,
-        colscale, float(site._post_scale()), gammas, basis, inv.contiguous(),
-        proj.T.contiguous(), grad_h, partial_maps, partial_w, new(batch, n), new(batch, n, n),
+        "site_backward", batch, n, d, c, _CODES[site.mix], flat, pre, res, *upstream, perms,
+        count, projected, gates, rest, colscale, float(site._post_scale()), gammas, basis,
+        inv.contiguous(), proj.T.contiguous(), grad_h, partial_maps, partial_w, *scratch,
         new(batch, count), torch.empty_like(projected), new(batch, 1))
     return grad_h, partial_w.sum(0).T.contiguous(), _manifold_grads(site, partial_maps, c)
 
@@ -205,11 +220,16 @@ def _dynamic_backward(site: Connection, state: tuple[Any, ...], projected: Tenso
     hyper_native.call("dynamic_backward", batch, n, width, int(bool(site.tanh)), t, projected,
                       inv.contiguous(), mean.contiguous(), proj_mean, scales, grad_pre,
                       grad_res, grad_post, operand, coef, _BLOCK, partial)
-    sums = partial.sum(0)
-    cut = [n, n * n, n, 2, c]
-    grad_pre0, grad_res0, grad_post0, grad_scales, mean_scaled = sums.split(cut)
-    return (operand, coef, mean_scaled), [grad_pre0, grad_res0.view(n, n), grad_post0,
-                                         grad_scales]
+    grads, mean_scaled = _dynamic_grads(partial, n, c)
+    return (operand, coef, mean_scaled), grads
+
+
+def _dynamic_grads(partial: Tensor, n: int, c: int) -> tuple[list[Tensor | None], Tensor]:
+    """Dynamic hc's parameter gradients, in `params` order, and Σ μ·∂out·r, from the blocks'
+    sums (blocks, 2n + n² + 2 + c) = [∂pre | ∂res | ∂post | ∂s_α, ∂s_β | Σ μ·∂out·r]."""
+    grad_pre0, grad_res0, grad_post0, grad_scales, mean_scaled = partial.sum(0).split(
+        [n, n * n, n, 2, c])
+    return [grad_pre0, grad_res0.view(n, n), grad_post0, grad_scales], mean_scaled
 
 
 @functools.cache

@@ -127,16 +127,16 @@ def _unfused(site: Connection, h: torch.Tensor, grad: torch.Tensor
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("mix", "n", "d", "tokens"), [
     ("kromhc", 4, 64, 300), ("kromhc", 2, 37, 17), ("shc", 4, 40, 129), ("shc", 3, 8, 5),
-    ("mhc_lite", 3, 64, 300), ("mhc_lite", 4, 21, 33)])
+    ("mhc_lite", 3, 64, 300), ("mhc_lite", 4, 21, 33), ("hc", 4, 64, 300), ("hc", 3, 21, 17)])
 def test_the_one_pass_site_backward_equals_the_three_kernels(mix: str, n: int, d: int,
                                                               tokens: int,
                                                               dtype: torch.dtype) -> None:
     """Whole and partial passes of 16 tokens and blocks of 128, widths with and without a tail
     past the last whole vector: the same numbers, bit for bit, as the mixing's, the maps' and
-    the projection's kernels in turn — mhc_lite's within rounding, whose ∂q torch forms as a
-    matmul on the three-kernel path."""
+    the projection's kernels in turn — within rounding for mhc_lite, whose ∂q torch forms as
+    a matmul on the three-kernel path, and dynamic hc, whose ∂W sums other blocks of rows."""
     torch.manual_seed(n + d)
-    site = Connection(mix, n, d).to(dtype)
+    site = Connection(mix, n, d, **({"dynamic": True} if mix == "hc" else {})).to(dtype)
     with torch.no_grad():
         for p in site.parameters():
             p.add_(0.5 * torch.randn_like(p))
@@ -145,7 +145,7 @@ def test_the_one_pass_site_backward_equals_the_three_kernels(mix: str, n: int, d
     grad = torch.randn(1, tokens, n, d, generator=gen).to(dtype)
     assert hyper_site_native.fuses(site)
     ours, theirs = _train(site, h, grad), _unfused(site, h, grad)
-    if mix == "mhc_lite":
+    if mix in ("mhc_lite", "hc"):
         _assert_same(ours, theirs, TOLERANCE[dtype])
     else:
         assert all(a is not None and b is not None and torch.equal(a, b)
