@@ -37,3 +37,11 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is less than 1")
     return value
+
+
+def rotated(items: list[str], round_: int) -> list[str]:
+    """`items` starting at a different one each round: what runs right after another site (or
+    the baseline) pays for what that one left in the caches, up to 0.06 of a ratio
+    (benchmarks/hyper_site_passes.py measured it), so no mix or path may always run first."""
+    shift = round_ % len(items)
+    return items[shift:] + items[:shift]

@@ -6,10 +6,12 @@ library/hyper_native.c mixes the streams in one pass per connection and directio
 bmm path (library/hyper_fused.py) makes one pass per matrix product, and runs mHC's Sinkhorn
 steps in one call; library/hyper_native_maps.c computes the per-token mixes' small maps
 (projection → H_pre, H_res, H_post) and their backward in one call each, where torch runs them
-as a graph of small ops. Three paths run in one process, interleaved round by round, each
-timed against its plain-residual baseline of the same round: torch's (`hyper_native.usable`
-turned off), the native mixing with the maps' torch graph (`hyper_site_native.supports` turned
-off), and everything native. Medians of per-round ratios:
+as a graph of small ops, and hyper_native_site.c a per-token site's whole backward. Three paths
+run in one process, interleaved round by round (paths and mixes in an order that turns each
+round), each timed against its plain-residual baseline of the same round: torch's
+(`hyper_native.usable` turned off), the native mixing with the maps' torch graph
+(`hyper_site_native.supports` turned off), and everything native. Medians of per-round
+ratios:
 
 1. one `Connection` around an MLP branch (d 256 → 1024 → 256; b 8 × t 256, n = 4), forward +
    backward, over `x + mlp(x)` (issue 5's ≤ 1.25× target);
@@ -29,7 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import torch
-from bench_args import positive, warm_heap
+from bench_args import positive, rotated, warm_heap
 from hyper_site import MIXES, B, D, N, T, mlp
 from hyper_transformer import MIXES as NETWORK_MIXES
 from hyper_transformer import network, step_timer
@@ -99,15 +101,15 @@ def network_timers() -> dict[str, Callable[[], float]]:
 def table(timers: dict[str, Callable[[], float]], repeats: int, target: float) -> list[str]:
     """Per mix: median ratio to the baseline on each of `PATHS`."""
     ratios: dict[tuple[str, str], list[float]] = {}
+    names = [name for name in timers if name != "baseline"]
     for round_ in range(repeats + 1):  # round 0 warms up
-        for path, switch in PATHS.items():
-            with switch():
+        for path in rotated(list(PATHS), round_):
+            with PATHS[path]():
                 base = timers["baseline"]()
-                for name, run in timers.items():
-                    if name != "baseline":
-                        seconds = run()
-                        if round_:
-                            ratios.setdefault((name, path), []).append(seconds / base)
+                for name in rotated(names, round_):
+                    seconds = timers[name]()
+                    if round_:
+                        ratios.setdefault((name, path), []).append(seconds / base)
     lines = ["| mix | " + " | ".join(f"{path} × baseline" for path in PATHS)
              + f" | ≤ {target}× |", "|---|" + "---|" * (len(PATHS) + 1)]
     for name in timers:

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import torch
-from bench_args import positive, warm_heap
+from bench_args import positive, rotated, warm_heap
 from hyper_site import MIXES, B, D, N, T, mlp
 from hyper_transformer import MIXES as NETWORK_MIXES
 from hyper_transformer import network, step_timer
@@ -92,7 +92,7 @@ def site_table(repeats: int) -> list[str]:
             def run(site: Connection = site) -> torch.Tensor:
                 layer_input, mixed, post = site(h)
                 return depth_connection(mixed, post, branch(layer_input))
-            for which in _rotated(round_):
+            for which in rotated(list(VARIANTS), round_):
                 with variant(which):
                     seconds = timed(run, gn, [h, *branch.parameters(), *site.parameters()])
                 if round_:
@@ -108,19 +108,12 @@ def network_table(repeats: int) -> list[str]:
     for round_ in range(repeats + 1):
         base = plain()
         for name, timer in timers.items():
-            for which in _rotated(round_):
+            for which in rotated(list(VARIANTS), round_):
                 with variant(which):
                     seconds = timer()
                 if round_:
                     ratios.setdefault((name, which), []).append(seconds / base)
     return _table(ratios, names)
-
-
-def _rotated(round_: int) -> list[str]:
-    """The variants in a different order each round: the first to run after another site (or
-    network) pays for what the other left in the caches, which moved a ratio by up to 0.06."""
-    shift = round_ % len(VARIANTS)
-    return list(VARIANTS[shift:] + VARIANTS[:shift])
 
 
 def _table(ratios: dict[tuple[str, str], list[float]], names: list[str]) -> list[str]:

@@ -9,6 +9,11 @@ call that also forms the projection's backward operands (∂projected·r and the
 coefficient), so `hyper_fused_site` goes straight to its GEMMs. mHC's Sinkhorn keeps its own
 kernel (`hyper_native.sinkhorn_forward`), between the two calls.
 
+`site_backward` goes further for every mix but mhc: the site's whole backward — the stream
+mixing's, the maps' and the projection's — in one C pass, 16 tokens at a time
+(`hyper_native_site.c`), so the site's streams and their gradient come from memory once, not
+twice.
+
 Covered: every per-token mix — dynamic hc, mhc, mhc_lite, kromhc, and shc up to four streams
 (the closed-form Cayley map, as `hyper_maps._cayley`); shc with more streams keeps the torch
 graph. Callers check `hyper_native.usable(...)` first; tests/library/test_hyper_site_native.py
@@ -149,7 +154,11 @@ def _manifold_grads(site: Connection, partial: Tensor, c: int) -> list[Tensor | 
 def fuses(site: Connection) -> bool:
     """Whether `site_backward` covers this site's backward: dynamic hc, mhc_lite, kromhc and
     shc where `supports` covers them. Not mhc: its Sinkhorn backward runs best in blocks of 128
-    tokens, and fused per 16 the site took longer (benchmarks/RESULTS.md, the sixth pass)."""
+    tokens, and fused per 16 the site took longer (benchmarks/RESULTS.md, the sixth pass).
+    Where this is false, `hyper_fused_site` runs the three kernels (mixing, `backward`, the
+    projection's C pass): for mhc, and as the reference the one-pass kernel is tested and
+    benchmarked against (tests/library/test_hyper_site_native.py,
+    benchmarks/hyper_site_passes.py)."""
     return site.mix != "mhc" and supports(site)
 
 
