@@ -26,7 +26,8 @@ import contextlib
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from unittest import mock
 
 import torch
 from bench_args import positive, rotated, warm_heap
@@ -41,30 +42,13 @@ VARIANTS = ("now", "GEMM + norm forward", "three-kernel backward")
 FUSED_BACKWARD = ("hc(dynamic = true)", "mhc_lite", "kromhc", "shc")  # hyper_transformer specs
 
 
-@contextlib.contextmanager
-def variant(name: str) -> Iterator[None]:
+def variant(name: str) -> contextlib.AbstractContextManager[object]:
     """archc as it is, or with one of its one-pass kernels swapped for the passes it replaces."""
-    with contextlib.ExitStack() as stack:
-        patch = stack.enter_context(_patched())
-        if name == "GEMM + norm forward":
-            patch(hyper_fused_site, "_products_native", hyper_fused_site._products)
-        elif name == "three-kernel backward":
-            patch(hyper_site_native, "fuses", lambda site: False)
-        yield
-
-
-@contextlib.contextmanager
-def _patched() -> Iterator[Callable[[object, str, object], None]]:
-    saved: list[tuple[object, str, object]] = []
-
-    def patch(owner: object, name: str, value: object) -> None:
-        saved.append((owner, name, getattr(owner, name)))
-        setattr(owner, name, value)
-    try:
-        yield patch
-    finally:
-        for owner, name, value in reversed(saved):
-            setattr(owner, name, value)
+    if name == "GEMM + norm forward":
+        return mock.patch.object(hyper_fused_site, "_products_native", hyper_fused_site._products)
+    if name == "three-kernel backward":
+        return mock.patch.object(hyper_site_native, "fuses", lambda site: False)
+    return contextlib.nullcontext()
 
 
 def site_table(repeats: int) -> list[str]:

@@ -58,7 +58,7 @@ SOURCES = tuple(Path(__file__).with_name(name)
 """Compiled together into one library: the stream mixing and Sinkhorn, a depth connection
 fused with the next width connection (`hyper_fused.depth_width`), the per-token maps of the
 dynamic mixes (called by `hyper_site_native`), their projection, forward and backward
-(called by `hyper_fused_site`), and the manifold mixes' whole site backward in one pass
+(called by `hyper_fused_site`), and a per-token site's whole backward in one pass
 (`hyper_site_native.site_backward`)."""
 ENV = "ARCHC_NATIVE"
 """Set to 0 to keep torch's bmm path."""

@@ -176,34 +176,50 @@ def site_backward(site: Connection, state: tuple[Any, ...], flat: Tensor, proj: 
     upstream = (grad_x.reshape(batch, d).contiguous(),
                 grad_mixed.reshape(batch, n, d).contiguous(),
                 grad_post.reshape(batch, n).contiguous())
-    grad_h, new = torch.empty_like(flat), flat.new_empty
-    partial_w = new(-(-batch // _ROWS), projected.shape[-1] + (site.mix == "hc"),
-                    proj.shape[0])
-    scratch = (new(batch, n), new(batch, n, n))
     if site.mix == "hc":
-        t, scales = state
-        c = projected.shape[-1]
-        partial_maps = new(-(-batch // _BLOCK), 2 * n + n * n + 2 + c)
-        columns = torch.cat((proj.T, proj.new_ones(1, d)))
-        hyper_native.call("dynamic_site_backward", batch, n, d, int(bool(site.tanh)), flat, pre,
-                          res, *upstream, t, projected, inv.contiguous(), mean.contiguous(),
-                          proj.detach().mean(0).contiguous(), scales, columns, grad_h,
-                          partial_maps, partial_w, *scratch, new(batch * n, c + 1),
-                          new(batch * n))
-        grad = partial_w.sum(0)  # (c + 1, d)
-        grad_params, mean_scaled = _dynamic_grads(partial_maps, n, c)
-        return grad_h, grad[:-1].T - torch.outer(proj.new_ones(d), mean_scaled), grad_params
+        return _dynamic_site_backward(site, state, flat, proj, inv, mean, projected, pre, res,
+                                      upstream)
+    return _manifold_site_backward(site, state, flat, proj, inv, projected, pre, res, upstream)
+
+
+def _manifold_site_backward(site: Connection, state: tuple[Any, ...], flat: Tensor,
+                            proj: Tensor, inv: Tensor, projected: Tensor, pre: Tensor,
+                            res: Tensor, upstream: tuple[Tensor, Tensor, Tensor]
+                            ) -> tuple[Tensor, Tensor, list[Tensor | None]]:
     gates, rest, colscale, gammas, basis, _ = state
-    c = projected.shape[1]
+    (batch, n, d), c = flat.shape, projected.shape[1]
     perms = site.perms.flatten(1).contiguous() if site.mix == "mhc_lite" else flat.new_zeros(1)
     count = perms.shape[0] if site.mix == "mhc_lite" else 1
+    new, grad_h = flat.new_empty, torch.empty_like(flat)
     partial_maps = new(-(-batch // _BLOCK), 2 * c + 2)
+    partial_w = new(-(-batch // _ROWS), c, n * d)
     hyper_native.call(
         "site_backward", batch, n, d, c, _CODES[site.mix], flat, pre, res, *upstream, perms,
         count, projected, gates, rest, colscale, float(site._post_scale()), gammas, basis,
-        inv.contiguous(), proj.T.contiguous(), grad_h, partial_maps, partial_w, *scratch,
-        new(batch, count), torch.empty_like(projected), new(batch, 1))
+        inv.contiguous(), proj.T.contiguous(), grad_h, partial_maps, partial_w,
+        new(batch, n), new(batch, n, n), new(batch, count), torch.empty_like(projected),
+        new(batch, 1))
     return grad_h, partial_w.sum(0).T.contiguous(), _manifold_grads(site, partial_maps, c)
+
+
+def _dynamic_site_backward(site: Connection, state: tuple[Any, ...], flat: Tensor,
+                           proj: Tensor, inv: Tensor, mean: Tensor, projected: Tensor,
+                           pre: Tensor, res: Tensor, upstream: tuple[Tensor, Tensor, Tensor]
+                           ) -> tuple[Tensor, Tensor, list[Tensor | None]]:
+    t, scales = state
+    (batch, n, d), c = flat.shape, projected.shape[-1]
+    new, grad_h = flat.new_empty, torch.empty_like(flat)
+    partial_maps = new(-(-batch // _BLOCK), 2 * n + n * n + 2 + c)
+    partial_w = new(-(-batch // _ROWS), c + 1, d)
+    columns = torch.cat((proj.T, proj.new_ones(1, d)))  # Wᵀ and the shift's row of ones
+    hyper_native.call("dynamic_site_backward", batch, n, d, int(bool(site.tanh)), flat, pre,
+                      res, *upstream, t, projected, inv.contiguous(), mean.contiguous(),
+                      proj.mean(0).contiguous(), scales, columns, grad_h, partial_maps,
+                      partial_w, new(batch, n), new(batch, n, n), new(batch * n, c + 1),
+                      new(batch * n))
+    grad = partial_w.sum(0)  # (c + 1, d)
+    grad_params, mean_scaled = _dynamic_grads(partial_maps, n, c)
+    return grad_h, grad[:-1].T - torch.outer(proj.new_ones(d), mean_scaled), grad_params
 
 
 def _dynamic_forward(site: Connection, projected: Tensor, params: tuple[Tensor, ...]
