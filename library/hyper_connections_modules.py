@@ -55,7 +55,13 @@ from archc.library.hyper_connections import (
     res_coefficients,
 )
 from archc.library.hyper_fused import depth, depth_width, width
-from archc.library.hyper_fused_site import RMS_EPS, fused_site, inv_rms, project_streams
+from archc.library.hyper_fused_site import (
+    RMS_EPS,
+    fused_site,
+    fuses_depth,
+    inv_rms,
+    project_streams,
+)
 from archc.library.hyper_maps import birkhoff, kron_factors, permutation_matrices, spectral_sphere
 from archc.library.hyper_sinkhorn import sinkhorn
 
@@ -143,14 +149,20 @@ class Connection(nn.Module):
 
     def forward(self, h: Tensor, post: Tensor | None = None, y: Tensor | None = None
                 ) -> tuple[Tensor, Tensor, Tensor]:  # (..., n, d)
+        training = (self.per_token and torch.is_grad_enabled()
+                    and not torch.compiler.is_compiling())
+        depth = None
         if post is not None and y is not None:  # handed the previous site's depth connection
             if not self.per_token and _one_float_dtype(h, post, y, self.pre):
                 x, mixed = depth_width(h, post, y, self.pre, self.res)  # one pass each way
                 return x, mixed, self.post
-            h = depth_connection(h, post, y)
-        if self.per_token and torch.is_grad_enabled() and not torch.compiler.is_compiling():
-            kind, maps = self._maps()  # training: h's gradient built in one buffer
-            return fused_site(h, self.proj, kind, maps, self._map_params(), self)
+            if training and fuses_depth(h, self.proj, post, y):
+                depth = (post, y)  # formed and differentiated in the site's own C passes
+            else:
+                h = depth_connection(h, post, y)
+        if training:
+            kind, maps = self._maps()  # h's gradient built in one buffer
+            return fused_site(h, self.proj, kind, maps, self._map_params(), self, depth)
         pre, res, post = self.matrices(h)
         x, mixed = width(h, pre, res)  # one bmm each for H_pre·h and H_res·h
         return x, mixed, post

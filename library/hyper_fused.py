@@ -40,7 +40,8 @@ from torch.autograd.function import once_differentiable
 
 from archc.library import hyper_native
 
-__all__ = ["width", "depth", "depth_width", "mix_streams", "mix_streams_backward"]
+__all__ = ["width", "depth", "depth_width", "mix_streams", "mix_streams_backward", "sum_to",
+           "flat_depth"]
 
 
 class _Width(torch.autograd.Function):
@@ -61,7 +62,7 @@ class _Width(torch.autograd.Function):
         h_shape, pre_shape, res_shape = ctx.shapes
         grad_h, grad_pre, grad_res = mix_streams_backward(flat, pre_p, res_p, grad_x, grad_mixed,
                                                           ctx.native)
-        return (grad_h.view(h_shape), _sum_to(grad_pre, pre_shape), _sum_to(grad_res, res_shape),
+        return (grad_h.view(h_shape), sum_to(grad_pre, pre_shape), sum_to(grad_res, res_shape),
                 None)
 
 
@@ -117,7 +118,7 @@ class _Depth(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, mixed: Tensor, post: Tensor, y: Tensor, native: bool) -> Tensor:
         ctx.save_for_backward(post, y)
-        ctx.native = native and _flat_depth(mixed, post, y)
+        ctx.native = native and flat_depth(mixed, post, y)
         n, d = mixed.shape[-2:]
         if ctx.native:
             flat = mixed.reshape(-1, n, d).contiguous()
@@ -140,17 +141,17 @@ class _Depth(torch.autograd.Function):
         else:
             grad_y = torch.bmm(_as_rows(post_p, batch), flat)  # H_postᵀ·∂out
             grad_post = torch.bmm(flat, y_flat.view(batch, d, 1))[..., 0]  # ∂out·y per stream
-        return grad, _sum_to(grad_post, post.shape), grad_y.reshape(y.shape), None
+        return grad, sum_to(grad_post, post.shape), grad_y.reshape(y.shape), None
 
 
-def _flat_depth(mixed: Tensor, post: Tensor, y: Tensor) -> bool:
+def flat_depth(mixed: Tensor, post: Tensor, y: Tensor) -> bool:
     """Whether the depth connection's operands line up token by token without broadcasting
     (the native kernel's layout): y (..., d) and post (n,) or (..., n) beside mixed (..., n, d)."""
     lead = mixed.shape[:-2]
     return y.shape[:-1] == lead and (post.dim() == 1 or post.shape[:-1] == lead)
 
 
-def _sum_to(grad: Tensor, shape: torch.Size) -> Tensor:
+def sum_to(grad: Tensor, shape: torch.Size) -> Tensor:
     """A per-token gradient (B, …) summed over the tokens when the weight was shared (static)."""
     if grad.dim() - 1 == len(shape):  # shared by every token
         return grad.sum(0)
@@ -204,8 +205,8 @@ class _DepthWidth(torch.autograd.Function):
                           hyper_native.token_stride(res_p, batch), grad_x, grad_mixed_out,
                           grad_mixed, grad_y, grad_post, grad_pre, grad_res)
         mixed_shape, post_shape, y_shape, pre_shape, res_shape = ctx.shapes
-        return (grad_mixed.view(mixed_shape), _sum_to(grad_post, post_shape),
-                grad_y.view(y_shape), _sum_to(grad_pre, pre_shape), _sum_to(grad_res, res_shape))
+        return (grad_mixed.view(mixed_shape), sum_to(grad_post, post_shape),
+                grad_y.view(y_shape), sum_to(grad_pre, pre_shape), sum_to(grad_res, res_shape))
 
 
 def depth_width(mixed: Tensor, post: Tensor, y: Tensor, pre: Tensor, res: Tensor
@@ -216,7 +217,7 @@ def depth_width(mixed: Tensor, post: Tensor, y: Tensor, pre: Tensor, res: Tensor
     all one dtype. While training, by one native pass each way where the operands line up
     token by token and the kernels are built; else by the two connections."""
     operands = (mixed, post, y, pre, res)
-    if (hyper_native.recording(*operands) and _flat_depth(mixed, post, y)
+    if (hyper_native.recording(*operands) and flat_depth(mixed, post, y)
             and (pre.dim() == 1 or pre.shape[:-1] == mixed.shape[:-2])
             and hyper_native.usable(*operands)):
         x, mixed_out = _DepthWidth.apply(*operands)

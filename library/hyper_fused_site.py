@@ -20,6 +20,11 @@ The projections, with the norm applied after the matmul (mHC §4.3 for the RMS o
   float32 that loses digits when |μ_j| ≫ σ_j — here it only feeds the dynamic weights, which
   start at zero and are scaled by 0.01).
 
+Handed its predecessor's depth connection (`Connection(mixed, post, y)`, which the compiler
+arranges), the site's streams h = mixed + post ⊗ y are formed in the projection's C pass, and
+the depth's backward (∂y, ∂post; ∂mixed is ∂h) comes from each block of the site's backward
+pass while ∂h is in cache: a pass that writes h and another that reads ∂h back are saved.
+
 Training only: without gradients, and under torch.compile / torch.export, `Connection` runs the
 same maths as separate ops (tests/library/test_hyper_fused_site.py checks the two agree in value
 and gradient; the differential tests' float64 gradcheck runs through this Function).
@@ -36,10 +41,10 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from archc.library import hyper_native, hyper_site_native
-from archc.library.hyper_fused import mix_streams, mix_streams_backward
+from archc.library.hyper_fused import flat_depth, mix_streams, mix_streams_backward, sum_to
 
-__all__ = ["fused_site", "project_streams", "projection_operands", "inv_rms", "PROJECTIONS",
-           "RMS_EPS"]
+__all__ = ["fused_site", "fuses_depth", "project_streams", "projection_operands", "inv_rms",
+           "PROJECTIONS", "RMS_EPS"]
 
 Maps = Callable[..., tuple[Tensor, Tensor, Tensor]]
 """(projected, *params) → (H_pre, H_res, H_post) per token: a mix's small maps."""
@@ -70,10 +75,18 @@ def inv_rms(rows: Tensor) -> Tensor:
 class _Site(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, h: Tensor, proj: Tensor, kind: str, maps: Maps, site: Any,
-                *params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+                depth_post: Tensor | None, depth_y: Tensor | None, *params: Tensor
+                ) -> tuple[Tensor, Tensor, Tensor]:
         lead, (n, d) = h.shape[:-2], h.shape[-2:]
         flat = h.reshape(-1, n, d).contiguous()  # (B, n, d); the backward views it flat
-        projected, inv, mean = _project(kind, flat, proj)
+        depth, ctx.depth_shapes = None, None
+        if depth_post is not None and depth_y is not None:  # h is the previous site's mixed
+            depth = (depth_post.reshape(-1, n).contiguous(), depth_y.reshape(-1, d).contiguous())
+            ctx.depth_shapes = (depth_post.shape, depth_y.shape)
+            flat, mixed_in = torch.empty_like(flat), flat
+            projected, inv, mean = _project(kind, flat, proj, (mixed_in, *depth))
+        else:
+            projected, inv, mean = _project(kind, flat, proj)
         ctx.state = ctx.graph = None
         if (site is not None and hyper_native.usable(flat, proj, *params)
                 and hyper_site_native.supports(site)):  # the maps in C
@@ -85,7 +98,8 @@ class _Site(torch.autograd.Function):
                 pre, res, post = maps(leaf, *leaves)
             ctx.graph = (leaf, leaves, pre, res, post)
         x, mixed, pre_b, res_b = mix_streams(flat, pre.detach(), res.detach(), native=True)
-        ctx.save_for_backward(flat, proj, inv, mean, projected, pre_b, res_b)
+        ctx.save_for_backward(flat, proj, inv, mean, projected, pre_b, res_b,
+                              *(depth or ()))
         ctx.kind, ctx.h_shape, ctx.site = kind, h.shape, site
         return x.view(*lead, d), mixed.view(h.shape), post.detach().view(*lead, n)
 
@@ -93,44 +107,69 @@ class _Site(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: Any, grad_x: Tensor, grad_mixed: Tensor, grad_post: Tensor
                  ) -> tuple[Tensor | None, ...]:
-        flat, proj, inv, mean, projected, pre_b, res_b = ctx.saved_tensors
-        batch, n = flat.shape[:2]
-        wanted = ctx.needs_input_grad[5:]
+        flat, proj, inv, mean, projected, pre_b, res_b, *depth_saved = ctx.saved_tensors
+        depth = tuple(depth_saved) if depth_saved else None
+        wanted = ctx.needs_input_grad[7:]
         if ctx.state is not None and hyper_site_native.fuses(ctx.site):  # one C pass
-            grad_h, grad_proj, found = hyper_site_native.site_backward(
+            grad_h, grad_proj, found, depth_grads = hyper_site_native.site_backward(
                 ctx.site, ctx.state, flat, proj, inv, mean, projected, pre_b, res_b, grad_x,
-                grad_mixed, grad_post)
-            grad_params = [g if want else None for g, want in zip(found, wanted, strict=True)]
-            return grad_h.view(ctx.h_shape), grad_proj, None, None, None, *grad_params
-        grad_h, grad_pre, grad_res = mix_streams_backward(flat, pre_b, res_b, grad_x, grad_mixed,
-                                                          native=True)
-        if ctx.state is not None:
-            operands, found = hyper_site_native.backward(
-                ctx.site, ctx.state, projected, inv, mean,
-                (grad_pre, grad_res, grad_post.reshape(batch, n)), proj.shape[0])
-            grad_params = [g if want else None for g, want in zip(found, wanted, strict=True)]
+                grad_mixed, grad_post, depth)
         else:
-            grad_projected, grad_params = _graph_backward(ctx.graph, wanted, grad_pre, grad_res,
-                                                          grad_post)
-            operands = projection_operands(ctx.kind, grad_projected.view(projected.shape),
-                                           projected, proj, inv, mean)
-        grad_proj = _project_backward(ctx.kind, grad_h, operands, flat, proj)
-        return grad_h.view(ctx.h_shape), grad_proj, None, None, None, *grad_params
+            grad_h, grad_proj, found = _three_pass_backward(ctx, flat, proj, inv, mean,
+                                                            projected, pre_b, res_b, grad_x,
+                                                            grad_mixed, grad_post)
+            depth_grads = None if depth is None else hyper_native.depth_backward(grad_h, *depth)
+        grad_params = [g if want else None for g, want in zip(found, wanted, strict=True)]
+        grad_depth: tuple[Tensor | None, ...] = (None, None)
+        if depth_grads is not None:
+            post_shape, y_shape = ctx.depth_shapes
+            grad_y, grad_depth_post = depth_grads
+            grad_depth = (sum_to(grad_depth_post, post_shape), grad_y.view(y_shape))
+        return (grad_h.view(ctx.h_shape), grad_proj, None, None, None, *grad_depth,
+                *grad_params)
 
 
-def _project(kind: str, flat: Tensor, proj: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _three_pass_backward(ctx: Any, flat: Tensor, proj: Tensor, inv: Tensor, mean: Tensor,
+                         projected: Tensor, pre_b: Tensor, res_b: Tensor, grad_x: Tensor,
+                         grad_mixed: Tensor, grad_post: Tensor
+                         ) -> tuple[Tensor, Tensor, list[Tensor | None]]:
+    """The site's backward as the mixing's, the maps' (C or their torch graph) and the
+    projection's, each a pass of its own: (∂h, ∂W, the maps' parameter gradients)."""
+    batch, n = flat.shape[:2]
+    wanted = ctx.needs_input_grad[7:]
+    grad_h, grad_pre, grad_res = mix_streams_backward(flat, pre_b, res_b, grad_x, grad_mixed,
+                                                      native=True)
+    if ctx.state is not None:
+        operands, found = hyper_site_native.backward(
+            ctx.site, ctx.state, projected, inv, mean,
+            (grad_pre, grad_res, grad_post.reshape(batch, n)), proj.shape[0])
+    else:
+        grad_projected, found = _graph_backward(ctx.graph, wanted, grad_pre, grad_res,
+                                                grad_post)
+        operands = projection_operands(ctx.kind, grad_projected.view(projected.shape),
+                                       projected, proj, inv, mean)
+    return grad_h, _project_backward(ctx.kind, grad_h, operands, flat, proj), found
+
+
+def _project(kind: str, flat: Tensor, proj: Tensor,
+             depth: tuple[Tensor, Tensor, Tensor] | None = None
+             ) -> tuple[Tensor, Tensor, Tensor]:
     """(projected, inv, mean) of streams `flat` (B, n, d): the `kind` projection, the norm's
     1/rms or 1/σ, and μ for the layer norm (zero for rms). `rms`: vec h·W (B, c) scaled by
     1/rms(vec h) (B, 1). `layer`: per stream, the mean as one more column of the matmul and
     the variance as E[h²] - μ², (B, n, c) with inv and mean (B, n, 1) — var_mean's reduction
     over d costs as much as 30 reads of h on CPU. The sums of squares come with the matmul
     from one C pass over h where the kernels are built (`projection_forward`), else from a
-    norm: a second read of h."""
+    norm: a second read of h. With `depth` = (mixed, post (P, n), y (B, d)), the previous
+    site's depth connection, that C pass first writes h = mixed + post ⊗ y into `flat`."""
     batch, n, d = flat.shape
     weights = proj if kind == "rms" else torch.cat((proj, proj.new_full((d, 1), 1 / d)), 1)
     rows = flat.view(batch, n * d) if kind == "rms" else flat.view(batch * n, d)
-    products = _products_native if hyper_native.usable(rows, weights) else _products
-    product, square = products(rows, weights)
+    if depth is not None:  # the callers checked hyper_native.usable
+        product, square = _depth_products(rows, weights, n if kind == "layer" else 1, d, depth)
+    else:
+        products = _products_native if hyper_native.usable(rows, weights) else _products
+        product, square = products(rows, weights)
     if kind == "rms":
         inv = torch.rsqrt(square + RMS_EPS)  # (B, 1)
         return product.mul_(inv), inv, inv.new_zeros(())  # no centring
@@ -152,6 +191,20 @@ def _products_native(rows: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
     square = rows.new_empty(rows.shape[0], 1)
     hyper_native.call("projection_forward", rows.shape[0], rows.shape[1], weights.shape[1], rows,
                       weights.T.contiguous(), product, square)
+    return product, square.div_(rows.shape[1])
+
+
+def _depth_products(rows: Tensor, weights: Tensor, per_token: int, d: int,
+                    depth: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """`_products_native` of the rows it first writes: mixed + post ⊗ y, row by row
+    (`depth_projection_forward`; `per_token` rows make a token)."""
+    mixed, post, y = depth
+    product = rows.new_empty(rows.shape[0], weights.shape[1])
+    square = rows.new_empty(rows.shape[0], 1)
+    hyper_native.call("depth_projection_forward", rows.shape[0], rows.shape[1],
+                      weights.shape[1], d, per_token, mixed, post,
+                      hyper_native.token_stride(post, y.shape[0]), y, weights.T.contiguous(),
+                      rows, product, square)
     return product, square.div_(rows.shape[1])
 
 
@@ -245,9 +298,21 @@ def _weight_grad(grad: Tensor, inputs: Tensor) -> Tensor:
 
 
 def fused_site(h: Tensor, proj: Tensor, kind: str, maps: Maps, params: Sequence[Tensor],
-               site: Any = None) -> tuple[Tensor, Tensor, Tensor]:
+               site: Any = None, depth: tuple[Tensor, Tensor] | None = None
+               ) -> tuple[Tensor, Tensor, Tensor]:
     """(x, mixed, post) of a site whose `maps` turn the `kind` projection of streams h
     (…, n, d) by `proj` into H_pre, H_res and H_post; `params` are the maps' parameters.
-    With `site` (the `Connection`) the maps run in C where `hyper_site_native` covers them."""
-    x, mixed, post = _Site.apply(h, proj, kind, maps, site, *params)
+    With `site` (the `Connection`) the maps run in C where `hyper_site_native` covers them.
+    With `depth` = (post, y), for which the caller checked `fuses_depth`, the streams are the
+    previous site's depth connection h + post ⊗ y (h then that site's mixed), formed in the
+    projection's C pass and differentiated in the site's backward pass: one read of the
+    streams less each way than `depth_connection` first."""
+    post, y = depth if depth is not None else (None, None)
+    x, mixed, post = _Site.apply(h, proj, kind, maps, site, post, y, *params)
     return x, mixed, post
+
+
+def fuses_depth(mixed: Tensor, proj: Tensor, post: Tensor, y: Tensor) -> bool:
+    """Whether `fused_site` may take a predecessor's depth connection (mixed, post, y): the
+    kernels are built and usable on these tensors, and the operands line up token by token."""
+    return hyper_native.usable(mixed, proj, post, y) and flat_depth(mixed, post, y)

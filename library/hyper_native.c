@@ -92,23 +92,26 @@ void depth_forward_##S(long B, long n, long d, const T *restrict mixed, const T 
         }                                                                                     \
     }                                                                                         \
 }                                                                                             \
-/* ∂y_b = Σ_i post_bi ∂out_bi and ∂post_bi = ∂out_bi·y_b (∂mixed is ∂out itself). */        \
+/* ∂y_b = Σ_i post_bi ∂out_bi and ∂post_bi = ∂out_bi·y_b (∂mixed is ∂out itself), for one  \
+ * token b (the pointers at its numbers); also called per token by hyper_native_site.c */    \
+void depth_backward_token_##S(long n, long d, const T *restrict gb, const T *restrict q,     \
+                              const T *restrict yb, T *restrict gy, T *restrict gq) {        \
+    _Pragma("omp simd") for (long k = 0; k < d; k++) gy[k] = 0;                               \
+    for (long i = 0; i < n; i++) {                                                            \
+        const T *gi = gb + i * d, qi = q[i];                                                  \
+        T dot = 0;                                                                            \
+        _Pragma("omp simd reduction(+:dot)")                                                  \
+        for (long k = 0; k < d; k++) { gy[k] += qi * gi[k]; dot += gi[k] * yb[k]; }           \
+        gq[i] = dot;                                                                          \
+    }                                                                                         \
+}                                                                                             \
 void depth_backward_##S(long B, long n, long d, const T *restrict grad, const T *restrict post, \
                         long post_stride, const T *restrict y, T *restrict grad_y,             \
                         T *restrict grad_post, int threads) {                                  \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                         \
-    for (long b = 0; b < B; b++) {                                                            \
-        const T *q = post + b * post_stride, *yb = y + b * d, *gb = grad + b * n * d;         \
-        T *gy = grad_y + b * d;                                                               \
-        _Pragma("omp simd") for (long k = 0; k < d; k++) gy[k] = 0;                           \
-        for (long i = 0; i < n; i++) {                                                        \
-            const T *gi = gb + i * d, qi = q[i];                                              \
-            T dot = 0;                                                                        \
-            _Pragma("omp simd reduction(+:dot)")                                              \
-            for (long k = 0; k < d; k++) { gy[k] += qi * gi[k]; dot += gi[k] * yb[k]; }       \
-            grad_post[b * n + i] = dot;                                                       \
-        }                                                                                     \
-    }                                                                                         \
+    for (long b = 0; b < B; b++)                                                              \
+        depth_backward_token_##S(n, d, grad + b * n * d, post + b * post_stride, y + b * d,  \
+                                 grad_y + b * d, grad_post + b * n);                          \
 }
 
 KERNELS(float, f32)

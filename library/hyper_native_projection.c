@@ -1,6 +1,8 @@
 /* A per-token site's projection, each way in one pass over the streams. The forward
  * (`projection_forward`, at the end): h·W with the sums of squares of the norm, which torch
- * reads h a second time for. The backward, for rows h
+ * reads h a second time for; `depth_projection_forward` forms h there too, from the previous
+ * site's depth connection, where a separate pass would write h and this one read it back.
+ * The backward, for rows h
  * (R, width) -- vec h per token for the RMS projection, each stream for dynamic hc's layer
  * norm -- and the operands hyper_fused_site.py forms (scaled (R, c), coef (R)):
  *
@@ -171,12 +173,36 @@ static void NAME(squares)(long width, long r0, long rt, const T *restrict h,
     }
 }
 
-void NAME(projection_forward)(long R, long width, long c, const T *restrict h,
-                              const T *restrict wt, T *restrict out, T *restrict sumsq,
-                              int threads) {
+/* Rows [r0, r0 + rt) of streams h = mixed + post ⊗ y, the previous site's depth connection
+ * (hyper_native.c's depth_forward), written into h: row r holds `per_token` of its token's
+ * streams (all n for vec h, one for a stream's row), each stream's d numbers its mixed plus
+ * its H_post weight times the token's y. */
+static void NAME(depth_rows)(long width, long d, long per_token, long n, long r0, long rt,
+                             const T *restrict mixed, const T *restrict post, long post_stride,
+                             const T *restrict y, T *restrict h) {
+    for (long r = r0; r < r0 + rt; r++) {
+        const long b = r / per_token, first = r % per_token;
+        const T *yb = y + b * d, *q = post + b * post_stride;
+        for (long s = 0; s * d < width; s++) {
+            const T *m = mixed + r * width + s * d, qs = q[first + s];
+            T *o = h + r * width + s * d;
+            _Pragma("omp simd") for (long k = 0; k < d; k++) o[k] = m[k] + qs * yb[k];
+        }
+    }
+}
+
+/* The rows' products and squares (below), after forming them by depth_rows where `mixed` is
+ * given: each tile's rows are written and then read back from L1. */
+static void NAME(forward_rows)(long R, long width, long c, T *restrict h,
+                               const T *restrict wt, T *restrict out, T *restrict sumsq,
+                               long d, long per_token, long n, const T *restrict mixed,
+                               const T *restrict post, long post_stride, const T *restrict y,
+                               int threads) {
     _Pragma("omp parallel for schedule(static) num_threads(threads)")
     for (long r0 = 0; r0 < R; r0 += TILE_ROWS) {
         const long rt = R - r0 < TILE_ROWS ? R - r0 : TILE_ROWS;
+        if (mixed)
+            NAME(depth_rows)(width, d, per_token, n, r0, rt, mixed, post, post_stride, y, h);
         NAME(squares)(width, r0, rt, h, sumsq);
         for (long k0 = 0; k0 < c; k0 += TILE_COLS) {
             const long kt = c - k0 < TILE_COLS ? c - k0 : TILE_COLS;
@@ -186,6 +212,27 @@ void NAME(projection_forward)(long R, long width, long c, const T *restrict h,
                 NAME(forward_tile)(width, c, r0, rt, k0, kt, h, wt, out);
         }
     }
+}
+
+void NAME(projection_forward)(long R, long width, long c, const T *restrict h,
+                              const T *restrict wt, T *restrict out, T *restrict sumsq,
+                              int threads) {
+    /* h is only read: forward_rows writes it where `mixed` is given */
+    NAME(forward_rows)(R, width, c, (T *)h, wt, out, sumsq, 0, 0, 0, (const T *)0,
+                       (const T *)0, 0, (const T *)0, threads);
+}
+
+/* The same for the streams of a site handed its predecessor's depth connection: h (R, width)
+ * is written here, from mixed (R, width), post (P, n) with `post_stride` (0: one shared copy)
+ * and y (B, d), where depth_forward would write it and this pass read it back. `per_token`:
+ * rows a token takes (1 for vec h, n for each stream's row). */
+void NAME(depth_projection_forward)(long R, long width, long c, long d, long per_token,
+                                    const T *restrict mixed, const T *restrict post,
+                                    long post_stride, const T *restrict y,
+                                    const T *restrict wt, T *restrict h, T *restrict out,
+                                    T *restrict sumsq, int threads) {
+    NAME(forward_rows)(R, width, c, h, wt, out, sumsq, d, per_token, per_token * width / d,
+                       mixed, post, post_stride, y, threads);
 }
 
 #undef LANES

@@ -17,6 +17,10 @@
  * count, and equal to the three kernels' for the manifold mixes (mhc_lite's ∂q up to rounding:
  * torch forms it there); dynamic hc's ∂W is summed in other blocks, so equal up to rounding.
  *
+ * A site handed the previous site's depth connection h = mixed + post ⊗ y (hyper_fused_site)
+ * also runs that connection's backward per pass, from the pass's finished ∂h (= ∂mixed): ∂y
+ * and ∂post come while ∂h is in cache, where depth_backward would read it back.
+ *
  * Not mhc: its Sinkhorn backward, vectorised along the tokens, runs best on blocks of up to
  * 128 (hyper_native.c), and per PASS tokens the site took longer fused than as three kernels
  * (benchmarks/RESULTS.md, the sixth pass).
@@ -69,6 +73,25 @@ void NAME(dynamic_backward_block)(long b0, long b1, long n, long d, long use_tan
 void NAME(projection_rows)(long width, long c, long r0, long r1, const T *restrict h,
                            const T *restrict scaled, const T *restrict coef,
                            const T *restrict wt, T *restrict grad_h, T *restrict acc);
+void NAME(depth_backward_token)(long n, long d, const T *restrict gb, const T *restrict q,
+                                const T *restrict yb, T *restrict gy, T *restrict gq);
+
+/* The previous site's depth connection, h = mixed + post ⊗ y, where the site was handed it
+ * (hyper_fused_site): its backward for tokens [t0, t1) from their finished ∂h (= ∂mixed),
+ * while it is in cache -- ∂y (B, d) and per token ∂post (B, n) (hyper_native.c). */
+typedef struct {
+    const T *post, *y; /* post (P, n) with a token stride of 0 or n; y (B, d) */
+    long post_stride;
+    T *grad_y, *grad_post;
+} NAME(depth);
+
+static void NAME(depth_backward_rows)(long n, long d, long t0, long t1,
+                                      const T *restrict grad_h, const NAME(depth) *depth) {
+    for (long b = t0; b < t1; b++)
+        NAME(depth_backward_token)(n, d, grad_h + b * n * d, depth->post + b * depth->post_stride,
+                                   depth->y + b * d, depth->grad_y + b * d,
+                                   depth->grad_post + b * n);
+}
 
 /* The stream mixing's backward for tokens [t0, t1): ∂h, ∂H_pre and ∂H_res (hyper_native.c). */
 static void NAME(mixing_backward)(long n, long d, long t0, long t1, const T *restrict h,
@@ -101,7 +124,9 @@ static void NAME(permutation_gradient)(long n, long t0, long t1, const T *restri
  * ∂mixed (B, n, d) and ∂H_post (B, n); the maps' forward state as manifold_backward takes it;
  * mhc_lite's perms (count, n²); Wᵀ (c, n·d). Out: ∂h (B, n, d), partial_maps (B / PASS,
  * 2c + 2) as manifold_backward's, partial_w (B / BLOCK, c, n·d) as projection_backward's.
- * Scratch: grad_pre (B, n), grad_res (B, n, n), grad_q (B, count), scaled (B, c), coef (B). */
+ * Scratch: grad_pre (B, n), grad_res (B, n, n), grad_q (B, count), scaled (B, c), coef (B).
+ * Where `has_depth`, the previous site's depth backward too (depth_backward_rows), from
+ * depth_post and depth_y, into depth_grad_y and depth_grad_post. */
 void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *restrict h,
                          const T *restrict pre, const T *restrict res,
                          const T *restrict grad_x, const T *restrict grad_mixed,
@@ -112,8 +137,13 @@ void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *rest
                          const T *restrict inv, const T *restrict wt, T *restrict grad_h,
                          T *restrict partial_maps, T *restrict partial_w,
                          T *restrict grad_pre, T *restrict grad_res, T *restrict grad_q,
-                         T *restrict scaled, T *restrict coef, int threads) {
+                         T *restrict scaled, T *restrict coef, long has_depth,
+                         const T *restrict depth_post, long depth_post_stride,
+                         const T *restrict depth_y, T *restrict depth_grad_y,
+                         T *restrict depth_grad_post, int threads) {
     const long width = n * d;
+    const NAME(depth) depth = {depth_post, depth_y, depth_post_stride, depth_grad_y,
+                               depth_grad_post};
     _Pragma("omp parallel for schedule(static) num_threads(threads)")
     for (long r0 = 0; r0 < B; r0 += BLOCK) {
         T *acc = partial_w + r0 / BLOCK * c * width;
@@ -130,6 +160,7 @@ void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *rest
                                           grad_post, mix == MIX_PERMUTATIONS ? grad_q : grad_res,
                                           scaled, coef, partial_maps + t0 / PASS * (2 * c + 2));
             NAME(projection_rows)(width, c, t0, t1, h, scaled, coef, wt, grad_h, acc);
+            if (has_depth) NAME(depth_backward_rows)(n, d, t0, t1, grad_h, &depth);
         }
     }
 }
@@ -138,7 +169,8 @@ void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *rest
  * proj_mean = mean_d(W), scales) as dynamic_backward takes them; columns (n + 3, d), Wᵀ with a
  * row of ones, against each stream's operand [∂out·r | shift]. Out: ∂h, partial_maps
  * (B / PASS, 3n + n² + 4) as dynamic_backward's, partial_w (B / BLOCK, n + 3, d). Scratch:
- * grad_pre (B, n), grad_res (B, n, n), operand (B·n, n + 3), coef (B·n). */
+ * grad_pre (B, n), grad_res (B, n, n), operand (B·n, n + 3), coef (B·n). The previous site's
+ * depth backward where `has_depth`, as site_backward's. */
 void NAME(dynamic_site_backward)(long B, long n, long d, long use_tanh, const T *restrict h,
                                  const T *restrict pre, const T *restrict res,
                                  const T *restrict grad_x, const T *restrict grad_mixed,
@@ -149,8 +181,13 @@ void NAME(dynamic_site_backward)(long B, long n, long d, long use_tanh, const T 
                                  T *restrict grad_h, T *restrict partial_maps,
                                  T *restrict partial_w, T *restrict grad_pre,
                                  T *restrict grad_res, T *restrict operand, T *restrict coef,
+                                 long has_depth, const T *restrict depth_post,
+                                 long depth_post_stride, const T *restrict depth_y,
+                                 T *restrict depth_grad_y, T *restrict depth_grad_post,
                                  int threads) {
     const long nn = n * n, c = n + 3, sums = 3 * n + nn + 4;
+    const NAME(depth) depth = {depth_post, depth_y, depth_post_stride, depth_grad_y,
+                               depth_grad_post};
     _Pragma("omp parallel for schedule(static) num_threads(threads)")
     for (long r0 = 0; r0 < B; r0 += BLOCK) {
         T *acc = partial_w + r0 / BLOCK * c * d;
@@ -165,6 +202,7 @@ void NAME(dynamic_site_backward)(long B, long n, long d, long use_tanh, const T 
                                          operand, coef, partial_maps + t0 / PASS * sums);
             NAME(projection_rows)(d, c, t0 * n, t1 * n, h, operand, coef, columns, grad_h,
                                   acc);
+            if (has_depth) NAME(depth_backward_rows)(n, d, t0, t1, grad_h, &depth);
         }
     }
 }

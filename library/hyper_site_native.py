@@ -162,29 +162,48 @@ def fuses(site: Connection) -> bool:
     return site.mix != "mhc" and supports(site)
 
 
+Depth = tuple[Tensor, Tensor]
+"""The previous site's depth connection a site was handed: its H_post (P, n) and y (B, d)."""
+
+
 def site_backward(site: Connection, state: tuple[Any, ...], flat: Tensor, proj: Tensor,
                   inv: Tensor, mean: Tensor, projected: Tensor, pre: Tensor, res: Tensor,
-                  grad_x: Tensor, grad_mixed: Tensor, grad_post: Tensor
-                  ) -> tuple[Tensor, Tensor, list[Tensor | None]]:
-    """(∂h (B, n, d), ∂W, the maps' parameter gradients) of a site that `fuses` covers, in one
-    C pass (`hyper_native_site.c`): the stream mixing's backward, the maps' and the
-    projection's, 16 tokens at a time, from streams `flat` (B, n, d), the per-token H_pre
+                  grad_x: Tensor, grad_mixed: Tensor, grad_post: Tensor,
+                  depth: Depth | None = None
+                  ) -> tuple[Tensor, Tensor, list[Tensor | None], tuple[Tensor, Tensor] | None]:
+    """(∂h (B, n, d), ∂W, the maps' parameter gradients, the depth's) of a site that `fuses`
+    covers, in one C pass (`hyper_native_site.c`): the stream mixing's backward, the maps' and
+    the projection's, 16 tokens at a time, from streams `flat` (B, n, d), the per-token H_pre
     (B, n) and H_res (B, n, n) it mixed with, and the upstream ∂x, ∂mixed and ∂H_post. The
     same numbers as `hyper_fused.mix_streams_backward`, `backward` and the projection's C pass
-    in turn (mhc_lite's ∂q and dynamic hc's ∂W up to rounding)."""
+    in turn (mhc_lite's ∂q and dynamic hc's ∂W up to rounding). Where the site's streams were
+    the previous site's depth connection (`depth`), its backward too, from each pass's
+    finished ∂h: (∂y (B, d), ∂post per token (B, n)) as `hyper_native.depth_backward`'s."""
     batch, n, d = flat.shape
     upstream = (grad_x.reshape(batch, d).contiguous(),
                 grad_mixed.reshape(batch, n, d).contiguous(),
                 grad_post.reshape(batch, n).contiguous())
+    depth_grads = None
+    if depth is None:  # the kernel reads no depth operand: one-number stand-ins
+        stand_in = flat.new_zeros(1)
+        depth_args: tuple[Any, ...] = (0, stand_in, 0, stand_in, stand_in, stand_in)
+    else:
+        post, y = depth
+        depth_grads = (flat.new_empty(batch, d), flat.new_empty(batch, n))
+        depth_args = (1, post, hyper_native.token_stride(post, batch), y, *depth_grads)
     if site.mix == "hc":
-        return _dynamic_site_backward(site, state, flat, proj, inv, mean, projected, pre, res,
-                                      upstream)
-    return _manifold_site_backward(site, state, flat, proj, inv, projected, pre, res, upstream)
+        found = _dynamic_site_backward(site, state, flat, proj, inv, mean, projected, pre, res,
+                                       upstream, depth_args)
+    else:
+        found = _manifold_site_backward(site, state, flat, proj, inv, projected, pre, res,
+                                        upstream, depth_args)
+    return (*found, depth_grads)
 
 
 def _manifold_site_backward(site: Connection, state: tuple[Any, ...], flat: Tensor,
                             proj: Tensor, inv: Tensor, projected: Tensor, pre: Tensor,
-                            res: Tensor, upstream: tuple[Tensor, Tensor, Tensor]
+                            res: Tensor, upstream: tuple[Tensor, Tensor, Tensor],
+                            depth_args: tuple[Any, ...]
                             ) -> tuple[Tensor, Tensor, list[Tensor | None]]:
     gates, rest, colscale, gammas, basis, _ = state
     (batch, n, d), c = flat.shape, projected.shape[1]
@@ -198,13 +217,14 @@ def _manifold_site_backward(site: Connection, state: tuple[Any, ...], flat: Tens
         count, projected, gates, rest, colscale, float(site._post_scale()), gammas, basis,
         inv.contiguous(), proj.T.contiguous(), grad_h, partial_maps, partial_w,
         new(batch, n), new(batch, n, n), new(batch, count), torch.empty_like(projected),
-        new(batch, 1))
+        new(batch, 1), *depth_args)
     return grad_h, partial_w.sum(0).T.contiguous(), _manifold_grads(site, partial_maps, c)
 
 
 def _dynamic_site_backward(site: Connection, state: tuple[Any, ...], flat: Tensor,
                            proj: Tensor, inv: Tensor, mean: Tensor, projected: Tensor,
-                           pre: Tensor, res: Tensor, upstream: tuple[Tensor, Tensor, Tensor]
+                           pre: Tensor, res: Tensor, upstream: tuple[Tensor, Tensor, Tensor],
+                           depth_args: tuple[Any, ...]
                            ) -> tuple[Tensor, Tensor, list[Tensor | None]]:
     t, scales = state
     (batch, n, d), c = flat.shape, projected.shape[-1]
@@ -216,7 +236,7 @@ def _dynamic_site_backward(site: Connection, state: tuple[Any, ...], flat: Tenso
                       res, *upstream, t, projected, inv.contiguous(), mean.contiguous(),
                       proj.mean(0).contiguous(), scales, columns, grad_h, partial_maps,
                       partial_w, new(batch, n), new(batch, n, n), new(batch * n, c + 1),
-                      new(batch * n))
+                      new(batch * n), *depth_args)
     grad = partial_w.sum(0)  # (c + 1, d)
     grad_params, mean_scaled = _dynamic_grads(partial_maps, n, c)
     return grad_h, grad[:-1].T - torch.outer(proj.new_ones(d), mean_scaled), grad_params

@@ -231,3 +231,75 @@ def test_projection_forward_pass_equals_its_torch_ops(rows: int, width: int, c: 
     torch.testing.assert_close(out, h @ weight, rtol=tolerance, atol=tolerance * width ** 0.5)
     torch.testing.assert_close(square, h.square().sum(-1, keepdim=True), rtol=tolerance,
                                atol=tolerance)
+
+
+def _handed(site: Connection, streams: tuple[torch.Tensor, ...], grads: list[torch.Tensor],
+            fused: bool) -> list[torch.Tensor | None]:
+    """The site's outputs and the gradients of (mixed, post, y) and every parameter, the site
+    handed its predecessor's depth connection (`fused`) or given depth_connection's output."""
+    mixed, post, y = (t.clone().requires_grad_() for t in streams)
+    for p in site.parameters():
+        p.grad = None
+    outs = site(mixed, post, y) if fused else site(depth_connection(mixed, post, y))
+    torch.autograd.backward(outs, grads)
+    return [*(o.detach() for o in outs), mixed.grad, post.grad, y.grad,
+            *(p.grad for p in site.parameters())]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("mix", "hp", "n", "d", "tokens", "shared_post"), [
+    ("kromhc", {}, 4, 64, 300, False), ("shc", {}, 3, 21, 17, False),
+    ("mhc_lite", {}, 4, 40, 129, True), ("mhc", {"iters": 7}, 4, 64, 300, False),
+    ("mhc", {"iters": 7}, 2, 21, 5, True), ("hc", {"dynamic": True}, 4, 64, 300, False),
+    ("hc", {"dynamic": True}, 3, 21, 17, True), ("shc", {}, 5, 16, 20, False)])
+def test_a_site_handed_its_predecessors_depth_equals_the_two_calls(
+        mix: str, hp: dict, n: int, d: int, tokens: int, shared_post: bool,
+        dtype: torch.dtype) -> None:
+    """`conn(mixed, post, y)` forms the streams in the projection's C pass and the depth's
+    backward in the site's backward pass (or, for mhc and sHC past four streams, after the
+    three kernels): bit for bit `conn(depth_connection(mixed, post, y))`, values and every
+    gradient, for per-token and shared (static hc's) H_post, tails of passes and vectors."""
+    site = Connection(mix, n, d, **hp).to(dtype)
+    torch.manual_seed(d)
+    with torch.no_grad():
+        for p in site.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    gen = torch.Generator().manual_seed(tokens)
+    post_shape = (n,) if shared_post else (1, tokens, n)
+    streams = (torch.randn(1, tokens, n, d, generator=gen).to(dtype),
+               torch.randn(post_shape, generator=gen).to(dtype),
+               torch.randn(1, tokens, d, generator=gen).to(dtype))
+    outs = site(depth_connection(*streams))
+    grads = [torch.randn(o.shape, generator=gen).to(dtype) for o in outs]
+    calls: list[str] = []
+    kernel = hyper_native._kernel
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hyper_native, "_kernel",
+                      lambda name, like: calls.append(name) or kernel(name, like))
+        ours = _handed(site, streams, grads, fused=True)
+    assert "depth_projection_forward" in calls and "depth_forward" not in calls
+    theirs = _handed(site, streams, grads, fused=False)
+    assert all(a is not None and b is not None and torch.equal(a, b)
+               for a, b in zip(ours, theirs, strict=True))
+
+
+@pytest.mark.parametrize(("mix", "hp"), [("kromhc", {}), ("mhc", {"iters": 5}),
+                                         ("hc", {"dynamic": True}), ("mhc_lite", {})])
+def test_a_handed_depth_passes_gradcheck(mix: str, hp: dict) -> None:
+    """The fused depth path's gradients of mixed, post and y against finite differences."""
+    site = _site(mix, hp, 4, torch.float64)
+    gen = torch.Generator().manual_seed(3)
+    streams = [torch.randn(shape, generator=gen, dtype=torch.float64, requires_grad=True)
+               for shape in ((2, 3, 4, 8), (2, 3, 4), (2, 3, 8))]
+    assert torch.autograd.gradcheck(lambda *args: site(*args), streams)
+
+
+def test_a_handed_depth_of_other_dtypes_takes_depth_connection() -> None:
+    """Operands of mixed dtypes are promoted by depth_connection first, as before."""
+    site = _site("kromhc", {}, 4, torch.float64)
+    mixed = torch.randn(1, 5, 4, 8, dtype=torch.float64, requires_grad=True)
+    post, y = torch.randn(1, 5, 4), torch.randn(1, 5, 8, dtype=torch.float64)
+    x, _, _ = site(mixed, post, y)
+    assert x.dtype == torch.float64
+    want, _, _ = site(depth_connection(mixed, post, y))
+    assert torch.equal(x, want)
