@@ -10,13 +10,16 @@ round, in three variants run interleaved round by round:
 - `GEMM + norm forward`: the projection's forward by torch, a matmul and then a norm (two reads
   of the streams), where `projection_forward` makes one;
 - `three-kernel backward`: the stream mixing's, the maps' and the projection's backward as
-  three passes over the site's tokens, where `site_backward` (dynamic hc, mhc_lite, kromhc, shc)
-  makes one.
+  three passes over the site's tokens, where `site_backward` makes one.
 
 The figures are medians of per-round ratios; the variants' order turns round by round. With
-`--network`, the same three variants of the 12-layer hyper-connected transformer
-(benchmarks/hyper_transformer.py, 24 sites) over the plain network, for the mixes the backward
-covers.
+`--network`, the same variants of the 12-layer hyper-connected transformer
+(benchmarks/hyper_transformer.py, 24 sites) over the plain network, and a fourth:
+
+- `depth apart`: each site's streams formed by the previous site's depth connection as a
+  pass of its own (`depth_connection`, and its backward after the site's), where a site
+  handed that connection forms them in its projection's pass and differentiates them in its
+  backward pass (`hyper_fused_site.fuses_depth`).
 """
 
 from __future__ import annotations
@@ -35,11 +38,12 @@ from hyper_site import MIXES, B, D, N, T, mlp
 from hyper_transformer import MIXES as NETWORK_MIXES
 from hyper_transformer import network, step_timer
 
+import archc.library.hyper_connections_modules as modules
 from archc.library import hyper_fused_site, hyper_native, hyper_site_native
 from archc.library.hyper_connections_modules import Connection, depth_connection
 
 VARIANTS = ("now", "GEMM + norm forward", "three-kernel backward")
-FUSED_BACKWARD = ("hc(dynamic = true)", "mhc_lite", "kromhc", "shc")  # hyper_transformer specs
+NETWORK_VARIANTS = (*VARIANTS, "depth apart")
 
 
 def variant(name: str) -> contextlib.AbstractContextManager[object]:
@@ -48,6 +52,8 @@ def variant(name: str) -> contextlib.AbstractContextManager[object]:
         return mock.patch.object(hyper_fused_site, "_products_native", hyper_fused_site._products)
     if name == "three-kernel backward":
         return mock.patch.object(hyper_site_native, "fuses", lambda site: False)
+    if name == "depth apart":
+        return mock.patch.object(modules, "fuses_depth", lambda *tensors: False)
     return contextlib.nullcontext()
 
 
@@ -81,29 +87,30 @@ def site_table(repeats: int) -> list[str]:
                     seconds = timed(run, gn, [h, *branch.parameters(), *site.parameters()])
                 if round_:
                     ratios.setdefault((name, which), []).append(seconds / base)
-    return _table(ratios, list(sites))
+    return _table(ratios, list(sites), VARIANTS)
 
 
 def network_table(repeats: int) -> list[str]:
     plain = step_timer(network(None, T), B, T)
-    names = [name for name, spec in NETWORK_MIXES.items() if spec in FUSED_BACKWARD]
+    names = [name for name, spec in NETWORK_MIXES.items() if spec != "hc"]  # the per-token
     timers = {name: step_timer(network(NETWORK_MIXES[name], T), B, T) for name in names}
     ratios: dict[tuple[str, str], list[float]] = {}
     for round_ in range(repeats + 1):
         base = plain()
         for name, timer in timers.items():
-            for which in rotated(list(VARIANTS), round_):
+            for which in rotated(list(NETWORK_VARIANTS), round_):
                 with variant(which):
                     seconds = timer()
                 if round_:
                     ratios.setdefault((name, which), []).append(seconds / base)
-    return _table(ratios, names)
+    return _table(ratios, names, NETWORK_VARIANTS)
 
 
-def _table(ratios: dict[tuple[str, str], list[float]], names: list[str]) -> list[str]:
-    rows = ["| mix | " + " | ".join(VARIANTS) + " |", "|---|" + "---|" * len(VARIANTS)]
+def _table(ratios: dict[tuple[str, str], list[float]], names: list[str],
+           variants: tuple[str, ...]) -> list[str]:
+    rows = ["| mix | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
     for name in names:
-        cells = [f"{statistics.median(ratios[(name, which)]):.3f}" for which in VARIANTS]
+        cells = [f"{statistics.median(ratios[(name, which)]):.3f}" for which in variants]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return rows
 

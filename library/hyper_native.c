@@ -213,14 +213,14 @@ void sinkhorn_forward_##S(long B, long n, long iters, const T *restrict logits, 
 }                                                                                             \
 /* The exact backward of the unrolled steps: grad (n, n, B) in, the logits' gradient out;    \
  * each step in reverse maps g to g - S·Σg along its axis, S that step's softmax, recomputed \
- * per block of `recompute_tokens` tokens. */                                                 \
-void sinkhorn_backward_##S(long B, long n, long iters, const T *restrict logits,             \
-                           const T *restrict grad, T *restrict out, int threads) {             \
-    const long chunk = recompute_tokens(n, iters);                                            \
-    _Pragma("omp parallel for schedule(static) num_threads(threads)")                         \
-    for (long c0 = 0; c0 < B; c0 += chunk) {                                                  \
-        const long m = B - c0 < chunk ? B - c0 : chunk, plane = n * n * chunk;               \
-        T g[plane], total[chunk], cur[plane], logs[plane], saved[2 * iters * plane];          \
+ * per block of `recompute_tokens` tokens. The tokens [t0, t1), in the calling thread (also  \
+ * called by hyper_native_site.c, pass by pass of a whole site's backward). */               \
+void sinkhorn_backward_tokens_##S(long B, long n, long iters, const T *restrict logits,      \
+                                  const T *restrict grad, T *restrict out, long t0, long t1) { \
+    const long chunk = recompute_tokens(n, iters), plane = n * n * chunk;                    \
+    T g[plane], total[chunk], cur[plane], logs[plane], saved[2 * iters * plane];              \
+    for (long c0 = t0; c0 < t1; c0 += chunk) {                                                \
+        const long m = t1 - c0 < chunk ? t1 - c0 : chunk;                                     \
         sinkhorn_block_##S(B, n, iters, logits, c0, m, chunk, cur, logs, saved);             \
         for (long e = 0; e < n * n; e++)                                                      \
             for (long b = 0; b < m; b++)                                                      \
@@ -242,6 +242,14 @@ void sinkhorn_backward_##S(long B, long n, long iters, const T *restrict logits,
         for (long e = 0; e < n * n; e++)                                                      \
             for (long b = 0; b < m; b++) out[e * B + c0 + b] = g[e * chunk + b];              \
     }                                                                                         \
+}                                                                                             \
+void sinkhorn_backward_##S(long B, long n, long iters, const T *restrict logits,             \
+                           const T *restrict grad, T *restrict out, int threads) {             \
+    const long chunk = recompute_tokens(n, iters);                                            \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")                         \
+    for (long c0 = 0; c0 < B; c0 += chunk)                                                    \
+        sinkhorn_backward_tokens_##S(B, n, iters, logits, grad, out, c0,                     \
+                                     B - c0 < chunk ? B : c0 + chunk);                        \
 }
 
 SINKHORN(float, f32, expf, logf)

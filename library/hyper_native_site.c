@@ -1,5 +1,5 @@
-/* A per-token site's whole backward for dynamic hc, mhc_lite, kromhc and shc, block by block
- * of tokens, so that each token's streams and gradients come from memory once.
+/* A per-token site's whole backward for every per-token mix, block by block of tokens, so
+ * that each token's streams and gradients come from memory once.
  *
  * Three steps make a site's backward: the stream mixing's (∂h from ∂x and ∂mixed, and ∂H_pre,
  * ∂H_res), the maps' (to the projection's operands `scaled` and `coef`), and the projection's
@@ -21,9 +21,11 @@
  * also runs that connection's backward per pass, from the pass's finished ∂h (= ∂mixed): ∂y
  * and ∂post come while ∂h is in cache, where depth_backward would read it back.
  *
- * Not mhc: its Sinkhorn backward, vectorised along the tokens, runs best on blocks of up to
- * 128 (hyper_native.c), and per PASS tokens the site took longer fused than as three kernels
- * (benchmarks/RESULTS.md, the sixth pass).
+ * mhc's passes are SINKHORN_PASS tokens, for its Sinkhorn backward (hyper_native.c),
+ * vectorised along the tokens: on 16 at a time the site took longer than as three kernels, on
+ * 128 (about 1.5 MB of streams and gradients a pass) no less, on 32 about 0.018 less of
+ * x + mlp(x) (benchmarks/RESULTS.md, the seventh pass). Its maps' sums are still taken per
+ * PASS tokens, so every mix's numbers are the three kernels'.
  *
  * Built with hyper_native.c (hyper_native.py); hyper_site_native.py calls it. The file
  * includes itself once per dtype (T, S).
@@ -36,8 +38,9 @@
 #define NAME(name) CAT(name, S)
 #define PASS 16   /* tokens per pass of the three steps: their numbers stay in L1 and L2 */
 #define BLOCK 128 /* rows per partial sum of ∂W: eight passes */
+#define SINKHORN_PASS 32 /* mhc's passes: Sinkhorn's backward is vectorised along the tokens */
 
-enum { MIX_PERMUTATIONS = 1 }; /* as hyper_native_maps.c's MIX_* */
+enum { MIX_LOGITS = 0, MIX_PERMUTATIONS = 1 }; /* as hyper_native_maps.c's MIX_* */
 
 #define T float
 #define S f32
@@ -75,6 +78,8 @@ void NAME(projection_rows)(long width, long c, long r0, long r1, const T *restri
                            const T *restrict wt, T *restrict grad_h, T *restrict acc);
 void NAME(depth_backward_token)(long n, long d, const T *restrict gb, const T *restrict q,
                                 const T *restrict yb, T *restrict gy, T *restrict gq);
+void NAME(sinkhorn_backward_tokens)(long B, long n, long iters, const T *restrict logits,
+                                    const T *restrict grad, T *restrict out, long t0, long t1);
 
 /* The previous site's depth connection, h = mixed + post ⊗ y, where the site was handed it
  * (hyper_fused_site): its backward for tokens [t0, t1) from their finished ∂h (= ∂mixed),
@@ -120,13 +125,30 @@ static void NAME(permutation_gradient)(long n, long t0, long t1, const T *restri
         }
 }
 
+/* mhc's ∂logits of H_res (B, n²) into grad_logits for tokens [t0, t1): Sinkhorn's backward
+ * (hyper_native.c) from ∂H_res (B, n, n), through its (n, n, B) layout -- logits `log`, and
+ * the scratch planes grad_t and out_t (n², B), tokens last. */
+static void NAME(sinkhorn_gradient)(long B, long n, long iters, long t0, long t1,
+                                    const T *restrict log, const T *restrict grad_res,
+                                    T *restrict grad_t, T *restrict out_t,
+                                    T *restrict grad_logits) {
+    const long nn = n * n;
+    for (long e = 0; e < nn; e++)
+        for (long b = t0; b < t1; b++) grad_t[e * B + b] = grad_res[b * nn + e];
+    NAME(sinkhorn_backward_tokens)(B, n, iters, log, grad_t, out_t, t0, t1);
+    for (long b = t0; b < t1; b++)
+        for (long e = 0; e < nn; e++) grad_logits[b * nn + e] = out_t[e * B + b];
+}
+
 /* Streams h (B, n, d), per-token H_pre (B, n) and H_res (B, n, n), upstream ∂x (B, d),
  * ∂mixed (B, n, d) and ∂H_post (B, n); the maps' forward state as manifold_backward takes it;
  * mhc_lite's perms (count, n²); Wᵀ (c, n·d). Out: ∂h (B, n, d), partial_maps (B / PASS,
  * 2c + 2) as manifold_backward's, partial_w (B / BLOCK, c, n·d) as projection_backward's.
  * Scratch: grad_pre (B, n), grad_res (B, n, n), grad_q (B, count), scaled (B, c), coef (B).
  * Where `has_depth`, the previous site's depth backward too (depth_backward_rows), from
- * depth_post and depth_y, into depth_grad_y and depth_grad_post. */
+ * depth_post and depth_y, into depth_grad_y and depth_grad_post. mhc (mix MIX_LOGITS): its
+ * Sinkhorn logits `log` (n, n, B) at `iters`, scratch planes grad_t and out_t (n², B), and
+ * ∂logits into grad_q (B, n²); its passes are SINKHORN_PASS tokens (above). */
 void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *restrict h,
                          const T *restrict pre, const T *restrict res,
                          const T *restrict grad_x, const T *restrict grad_mixed,
@@ -140,8 +162,9 @@ void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *rest
                          T *restrict scaled, T *restrict coef, long has_depth,
                          const T *restrict depth_post, long depth_post_stride,
                          const T *restrict depth_y, T *restrict depth_grad_y,
-                         T *restrict depth_grad_post, int threads) {
-    const long width = n * d;
+                         T *restrict depth_grad_post, const T *restrict log, long iters,
+                         T *restrict grad_t, T *restrict out_t, int threads) {
+    const long width = n * d, span = mix == MIX_LOGITS ? SINKHORN_PASS : PASS;
     const NAME(depth) depth = {depth_post, depth_y, depth_post_stride, depth_grad_y,
                                depth_grad_post};
     _Pragma("omp parallel for schedule(static) num_threads(threads)")
@@ -149,16 +172,22 @@ void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *rest
         T *acc = partial_w + r0 / BLOCK * c * width;
         for (long e = 0; e < c * width; e++) acc[e] = 0;
         const long r1 = r0 + BLOCK < B ? r0 + BLOCK : B;
-        for (long t0 = r0; t0 < r1; t0 += PASS) {
-            const long t1 = t0 + PASS < r1 ? t0 + PASS : r1;
+        for (long t0 = r0; t0 < r1; t0 += span) {
+            const long t1 = t0 + span < r1 ? t0 + span : r1;
             NAME(mixing_backward)(n, d, t0, t1, h, pre, res, grad_x, grad_mixed, grad_h,
                                   grad_pre, grad_res);
             if (mix == MIX_PERMUTATIONS)
                 NAME(permutation_gradient)(n, t0, t1, grad_res, perms, count, grad_q);
-            NAME(manifold_backward_block)(t0, t1, n, c, mix, projected, gates, rest, colscale,
-                                          post_scale, gammas, basis, inv, width, grad_pre,
-                                          grad_post, mix == MIX_PERMUTATIONS ? grad_q : grad_res,
-                                          scaled, coef, partial_maps + t0 / PASS * (2 * c + 2));
+            else if (mix == MIX_LOGITS)
+                NAME(sinkhorn_gradient)(B, n, iters, t0, t1, log, grad_res, grad_t, out_t,
+                                        grad_q);
+            for (long s0 = t0; s0 < t1; s0 += PASS)
+                NAME(manifold_backward_block)(s0, s0 + PASS < t1 ? s0 + PASS : t1, n, c, mix,
+                                              projected, gates, rest, colscale, post_scale,
+                                              gammas, basis, inv, width, grad_pre, grad_post,
+                                              mix <= MIX_PERMUTATIONS ? grad_q : grad_res,
+                                              scaled, coef,
+                                              partial_maps + s0 / PASS * (2 * c + 2));
             NAME(projection_rows)(width, c, t0, t1, h, scaled, coef, wt, grad_h, acc);
             if (has_depth) NAME(depth_backward_rows)(n, d, t0, t1, grad_h, &depth);
         }

@@ -9,8 +9,8 @@ call that also forms the projection's backward operands (∂projected·r and the
 coefficient), so `hyper_fused_site` goes straight to its GEMMs. mHC's Sinkhorn keeps its own
 kernel (`hyper_native.sinkhorn_forward`), between the two calls.
 
-`site_backward` goes further for every mix but mhc: the site's whole backward — the stream
-mixing's, the maps' and the projection's — in one C pass, 16 tokens at a time
+`site_backward` goes further: the site's whole backward — the stream mixing's, the maps'
+(mhc: and Sinkhorn's) and the projection's — in one C pass, 16 tokens at a time (mhc: 32)
 (`hyper_native_site.c`), so the site's streams and their gradient come from memory once, not
 twice.
 
@@ -152,14 +152,12 @@ def _manifold_grads(site: Connection, partial: Tensor, c: int) -> list[Tensor | 
 
 
 def fuses(site: Connection) -> bool:
-    """Whether `site_backward` covers this site's backward: dynamic hc, mhc_lite, kromhc and
-    shc where `supports` covers them. Not mhc: its Sinkhorn backward runs best in blocks of 128
-    tokens, and fused per 16 the site took longer (benchmarks/RESULTS.md, the sixth pass).
-    Where this is false, `hyper_fused_site` runs the three kernels (mixing, `backward`, the
-    projection's C pass): for mhc, and as the reference the one-pass kernel is tested and
+    """Whether `site_backward` covers this site's backward: every per-token mix `supports`
+    covers. Where it does not, `hyper_fused_site` runs the three kernels (mixing, `backward`,
+    the projection's C pass), also kept as the reference the one-pass kernel is tested and
     benchmarked against (tests/library/test_hyper_site_native.py,
     benchmarks/hyper_site_passes.py)."""
-    return site.mix != "mhc" and supports(site)
+    return supports(site)
 
 
 Depth = tuple[Tensor, Tensor]
@@ -205,11 +203,18 @@ def _manifold_site_backward(site: Connection, state: tuple[Any, ...], flat: Tens
                             res: Tensor, upstream: tuple[Tensor, Tensor, Tensor],
                             depth_args: tuple[Any, ...]
                             ) -> tuple[Tensor, Tensor, list[Tensor | None]]:
-    gates, rest, colscale, gammas, basis, _ = state
+    gates, rest, colscale, gammas, basis, log = state
     (batch, n, d), c = flat.shape, projected.shape[1]
-    perms = site.perms.flatten(1).contiguous() if site.mix == "mhc_lite" else flat.new_zeros(1)
-    count = perms.shape[0] if site.mix == "mhc_lite" else 1
     new, grad_h = flat.new_empty, torch.empty_like(flat)
+    stand_in = flat.new_zeros(1)
+    perms, count = stand_in, 1
+    if site.mix == "mhc_lite":
+        perms = site.perms.flatten(1).contiguous()
+        count = perms.shape[0]
+    sinkhorn: tuple[Any, ...] = (stand_in, 0, stand_in, stand_in)
+    if site.mix == "mhc":  # its logits' gradient (B, n²) takes grad_q's place
+        count = n * n
+        sinkhorn = (log, int(site.iters), new(n * n, batch), new(n * n, batch))
     partial_maps = new(-(-batch // _BLOCK), 2 * c + 2)
     partial_w = new(-(-batch // _ROWS), c, n * d)
     hyper_native.call(
@@ -217,7 +222,7 @@ def _manifold_site_backward(site: Connection, state: tuple[Any, ...], flat: Tens
         count, projected, gates, rest, colscale, float(site._post_scale()), gammas, basis,
         inv.contiguous(), proj.T.contiguous(), grad_h, partial_maps, partial_w,
         new(batch, n), new(batch, n, n), new(batch, count), torch.empty_like(projected),
-        new(batch, 1), *depth_args)
+        new(batch, 1), *depth_args, *sinkhorn)
     return grad_h, partial_w.sum(0).T.contiguous(), _manifold_grads(site, partial_maps, c)
 
 

@@ -110,11 +110,10 @@ def test_training_takes_the_c_maps_and_inference_does_not(monkeypatch: pytest.Mo
     with torch.no_grad():
         site(h)
     assert called == []
-    mhc = _site("mhc", {}, 4, torch.float32)  # not fused: three kernels and Sinkhorn's own
+    mhc = _site("mhc", {}, 4, torch.float32)  # Sinkhorn's forward is a kernel of its own
     x, mixed, post = mhc(h)
     depth_connection(mixed, post, x).sum().backward()
-    assert called == ["projection_forward", "manifold_forward", "manifold_backward",
-                      "projection_backward"]
+    assert called == ["projection_forward", "manifold_forward", "site_backward"]
 
 
 def _unfused(site: Connection, h: torch.Tensor, grad: torch.Tensor
@@ -127,14 +126,16 @@ def _unfused(site: Connection, h: torch.Tensor, grad: torch.Tensor
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("mix", "n", "d", "tokens"), [
     ("kromhc", 4, 64, 300), ("kromhc", 2, 37, 17), ("shc", 4, 40, 129), ("shc", 3, 8, 5),
-    ("mhc_lite", 3, 64, 300), ("mhc_lite", 4, 21, 33), ("hc", 4, 64, 300), ("hc", 3, 21, 17)])
+    ("mhc_lite", 3, 64, 300), ("mhc_lite", 4, 21, 33), ("hc", 4, 64, 300), ("hc", 3, 21, 17),
+    ("mhc", 4, 64, 300), ("mhc", 3, 21, 17), ("mhc", 2, 8, 129)])
 def test_the_one_pass_site_backward_equals_the_three_kernels(mix: str, n: int, d: int,
                                                               tokens: int,
                                                               dtype: torch.dtype) -> None:
-    """Whole and partial passes of 16 tokens and blocks of 128, widths with and without a tail
-    past the last whole vector: the same numbers, bit for bit, as the mixing's, the maps' and
-    the projection's kernels in turn — within rounding for mhc_lite, whose ∂q torch forms as
-    a matmul on the three-kernel path, and dynamic hc, whose ∂W sums other blocks of rows."""
+    """Whole and partial passes of 16 tokens (mhc: 32) and blocks of 128, widths with and
+    without a tail past the last whole vector: the same numbers, bit for bit, as the mixing's,
+    the maps' (mhc: and Sinkhorn's) and the projection's kernels in turn — within rounding for
+    mhc_lite, whose ∂q torch forms as a matmul on the three-kernel path, and dynamic hc, whose
+    ∂W sums other blocks of rows."""
     torch.manual_seed(n + d)
     site = Connection(mix, n, d, **({"dynamic": True} if mix == "hc" else {})).to(dtype)
     with torch.no_grad():
@@ -169,7 +170,7 @@ def test_shc_beyond_four_streams_keeps_the_torch_graph(monkeypatch: pytest.Monke
     assert h.grad is not None and site.gammas.grad is not None
 
 
-@pytest.mark.parametrize("mix", ["mhc_lite", "hc"])
+@pytest.mark.parametrize("mix", ["mhc_lite", "hc", "mhc"])
 def test_gradients_do_not_depend_on_the_thread_count(mix: str) -> None:
     """The parameter gradients are summed over fixed blocks of tokens, so 1 and 2 threads give
     the same numbers bit for bit (300 tokens: several blocks, a partial last one)."""
