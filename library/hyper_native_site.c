@@ -22,10 +22,11 @@
  * and ∂post come while ∂h is in cache, where depth_backward would read it back.
  *
  * mhc's passes are SINKHORN_PASS tokens, for its Sinkhorn backward (hyper_native.c),
- * vectorised along the tokens: on 16 at a time the site took longer than as three kernels, on
- * 128 (about 1.5 MB of streams and gradients a pass) no less, on 32 about 0.018 less of
- * x + mlp(x) (benchmarks/RESULTS.md, the seventh pass). Its maps' sums are still taken per
- * PASS tokens, so every mix's numbers are the three kernels'.
+ * vectorised along the tokens: on 16 at a time the site took 0.02-0.035 longer than as three
+ * kernels; on 32 it takes as long as they do (within ±0.01 of x + mlp(x)), and in a network
+ * it also takes the handed depth connection's backward (benchmarks/RESULTS.md, the seventh
+ * pass). Its maps' sums are still taken per PASS tokens, so every mix's numbers are the three
+ * kernels'.
  *
  * Built with hyper_native.c (hyper_native.py); hyper_site_native.py calls it. The file
  * includes itself once per dtype (T, S).
