@@ -27,6 +27,15 @@ def warm_heap(cold: bool) -> str:
     return "a warm heap (GLIBC_TUNABLES keeps freed memory; --cold-heap runs without)"
 
 
+def parse_with_heap(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, str]:
+    """`parser`'s arguments with the `--cold-heap` flag every benchmark takes, and the heap the
+    run has after `warm_heap` (which may re-run the script first)."""
+    parser.add_argument("--cold-heap", action="store_true",
+                        help="leave glibc's malloc as it is (see bench_args.warm_heap)")
+    args = parser.parse_args()
+    return args, warm_heap(args.cold_heap)
+
+
 def positive(text: str) -> int:
     """An int flag that counts rounds, runs, repeats or threads: at least 1 (a median of no
     rounds is no figure), else argparse's usage error naming the flag."""

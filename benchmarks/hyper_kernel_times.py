@@ -24,7 +24,7 @@ from typing import Any
 from unittest import mock
 
 import torch
-from bench_args import positive, warm_heap
+from bench_args import parse_with_heap, positive
 from hyper_transformer import MIXES, network, step_timer
 
 from archc.library import hyper_native
@@ -59,10 +59,7 @@ def main() -> None:
     parser.add_argument("--mixes", default="hc,hc(dynamic = true),mhc,mhc_lite,kromhc,shc",
                         help="comma-separated mix specs, as hyper_transformer.MIXES writes them")
     parser.add_argument("--steps", type=positive, default=5)
-    parser.add_argument("--cold-heap", action="store_true",
-                        help="leave glibc's malloc as it is (see bench_args.warm_heap)")
-    args = parser.parse_args()
-    heap = warm_heap(args.cold_heap)
+    args, heap = parse_with_heap(parser)
     torch.set_num_threads(2)
     specs = [spec.strip() for spec in args.mixes.split(",") if spec.strip()]
     unknown = sorted(set(specs) - set(MIXES.values()))

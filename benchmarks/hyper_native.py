@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import torch
-from bench_args import positive, rotated, warm_heap
+from bench_args import parse_with_heap, positive, rotated
 from hyper_site import MIXES, B, D, N, T, mlp
 from hyper_transformer import MIXES as NETWORK_MIXES
 from hyper_transformer import network, step_timer
@@ -125,10 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=positive, default=9)
     parser.add_argument("--threads", type=positive, default=2)
-    parser.add_argument("--cold-heap", action="store_true",
-                        help="leave glibc's malloc as it is (see bench_args.warm_heap)")
-    args = parser.parse_args()
-    heap = warm_heap(args.cold_heap)
+    args, heap = parse_with_heap(parser)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     print(f"`python benchmarks/hyper_native.py --repeats {args.repeats} --threads "

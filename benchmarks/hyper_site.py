@@ -36,7 +36,7 @@ from archc.library import hyper_site_native
 from archc.library.hyper_connections_modules import Connection, depth_connection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "library"))
-from bench_args import positive, warm_heap
+from bench_args import parse_with_heap, positive
 from hyper_plain import PlainConnection, plain_depth_connection
 
 B, T, N, D = 8, 256, 4, 256
@@ -155,10 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=positive, default=15)
     parser.add_argument("--plain-repeats", type=positive, default=3)
-    parser.add_argument("--cold-heap", action="store_true",
-                        help="leave glibc's malloc as it is (see bench_args.warm_heap)")
-    args = parser.parse_args()
-    heap = warm_heap(args.cold_heap)
+    args, heap = parse_with_heap(parser)
     torch.set_num_threads(2)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{platform.processor() or platform.machine()}; b={B} t={T} n={N} d={D}, "

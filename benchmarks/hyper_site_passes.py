@@ -34,7 +34,7 @@ from collections.abc import Callable
 from unittest import mock
 
 import torch
-from bench_args import positive, rotated, warm_heap
+from bench_args import parse_with_heap, positive, rotated
 from hyper_site import MIXES, B, D, N, T, mlp
 from hyper_transformer import MIXES as NETWORK_MIXES
 from hyper_transformer import network, step_timer
@@ -121,10 +121,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=positive, default=15)
     parser.add_argument("--network", action="store_true",
                         help="also the 12-layer network, for the mixes the backward covers")
-    parser.add_argument("--cold-heap", action="store_true",
-                        help="leave glibc's malloc as it is (see bench_args.warm_heap)")
-    args = parser.parse_args()
-    heap = warm_heap(args.cold_heap)
+    args, heap = parse_with_heap(parser)
     torch.set_num_threads(2)
     start = time.perf_counter()
     print(f"`python benchmarks/hyper_site_passes.py --repeats {args.repeats}"

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 
 import torch
-from bench_args import positive, warm_heap
+from bench_args import parse_with_heap, positive
 from hyper_site import MIXES, D, N
 from hyper_transformer import network, step_timer
 
@@ -74,10 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=positive, default=15)
     parser.add_argument("--threads", type=positive, default=2)
-    parser.add_argument("--cold-heap", action="store_true",
-                        help="leave glibc's malloc as it is (see bench_args.warm_heap)")
-    args = parser.parse_args()
-    heap = warm_heap(args.cold_heap)
+    args, heap = parse_with_heap(parser)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{platform.processor() or platform.machine()}; {TOKENS} tokens, n={N}, d={D}; "

@@ -115,7 +115,7 @@ class _Site(torch.autograd.Function):
                 ctx.site, ctx.state, flat, proj, inv, mean, projected, pre_b, res_b, grad_x,
                 grad_mixed, grad_post, depth)
         else:
-            grad_h, grad_proj, found = _three_pass_backward(ctx, flat, proj, inv, mean,
+            grad_h, grad_proj, found = _three_pass_backward(ctx, wanted, flat, proj, inv, mean,
                                                             projected, pre_b, res_b, grad_x,
                                                             grad_mixed, grad_post)
             depth_grads = None if depth is None else hyper_native.depth_backward(grad_h, *depth)
@@ -129,14 +129,14 @@ class _Site(torch.autograd.Function):
                 *grad_params)
 
 
-def _three_pass_backward(ctx: Any, flat: Tensor, proj: Tensor, inv: Tensor, mean: Tensor,
-                         projected: Tensor, pre_b: Tensor, res_b: Tensor, grad_x: Tensor,
-                         grad_mixed: Tensor, grad_post: Tensor
+def _three_pass_backward(ctx: Any, wanted: Sequence[bool], flat: Tensor, proj: Tensor,
+                         inv: Tensor, mean: Tensor, projected: Tensor, pre_b: Tensor,
+                         res_b: Tensor, grad_x: Tensor, grad_mixed: Tensor, grad_post: Tensor
                          ) -> tuple[Tensor, Tensor, list[Tensor | None]]:
     """The site's backward as the mixing's, the maps' (C or their torch graph) and the
-    projection's, each a pass of its own: (∂h, ∂W, the maps' parameter gradients)."""
+    projection's, each a pass of its own: (∂h, ∂W, the maps' parameter gradients; `wanted`
+    says which parameters need theirs)."""
     batch, n = flat.shape[:2]
-    wanted = ctx.needs_input_grad[7:]
     grad_h, grad_pre, grad_res = mix_streams_backward(flat, pre_b, res_b, grad_x, grad_mixed,
                                                       native=True)
     if ctx.state is not None:

@@ -177,7 +177,7 @@ static void NAME(squares)(long width, long r0, long rt, const T *restrict h,
  * (hyper_native.c's depth_forward), written into h: row r holds `per_token` of its token's
  * streams (all n for vec h, one for a stream's row), each stream's d numbers its mixed plus
  * its H_post weight times the token's y. */
-static void NAME(depth_rows)(long width, long d, long per_token, long n, long r0, long rt,
+static void NAME(depth_rows)(long width, long d, long per_token, long r0, long rt,
                              const T *restrict mixed, const T *restrict post, long post_stride,
                              const T *restrict y, T *restrict h) {
     for (long r = r0; r < r0 + rt; r++) {
@@ -195,14 +195,14 @@ static void NAME(depth_rows)(long width, long d, long per_token, long n, long r0
  * given: each tile's rows are written and then read back from L1. */
 static void NAME(forward_rows)(long R, long width, long c, T *restrict h,
                                const T *restrict wt, T *restrict out, T *restrict sumsq,
-                               long d, long per_token, long n, const T *restrict mixed,
+                               long d, long per_token, const T *restrict mixed,
                                const T *restrict post, long post_stride, const T *restrict y,
                                int threads) {
     _Pragma("omp parallel for schedule(static) num_threads(threads)")
     for (long r0 = 0; r0 < R; r0 += TILE_ROWS) {
         const long rt = R - r0 < TILE_ROWS ? R - r0 : TILE_ROWS;
         if (mixed)
-            NAME(depth_rows)(width, d, per_token, n, r0, rt, mixed, post, post_stride, y, h);
+            NAME(depth_rows)(width, d, per_token, r0, rt, mixed, post, post_stride, y, h);
         NAME(squares)(width, r0, rt, h, sumsq);
         for (long k0 = 0; k0 < c; k0 += TILE_COLS) {
             const long kt = c - k0 < TILE_COLS ? c - k0 : TILE_COLS;
@@ -218,8 +218,8 @@ void NAME(projection_forward)(long R, long width, long c, const T *restrict h,
                               const T *restrict wt, T *restrict out, T *restrict sumsq,
                               int threads) {
     /* h is only read: forward_rows writes it where `mixed` is given */
-    NAME(forward_rows)(R, width, c, (T *)h, wt, out, sumsq, 0, 0, 0, (const T *)0,
-                       (const T *)0, 0, (const T *)0, threads);
+    NAME(forward_rows)(R, width, c, (T *)h, wt, out, sumsq, 0, 0, (const T *)0, (const T *)0,
+                       0, (const T *)0, threads);
 }
 
 /* The same for the streams of a site handed its predecessor's depth connection: h (R, width)
@@ -231,8 +231,8 @@ void NAME(depth_projection_forward)(long R, long width, long c, long d, long per
                                     long post_stride, const T *restrict y,
                                     const T *restrict wt, T *restrict h, T *restrict out,
                                     T *restrict sumsq, int threads) {
-    NAME(forward_rows)(R, width, c, h, wt, out, sumsq, d, per_token, per_token * width / d,
-                       mixed, post, post_stride, y, threads);
+    NAME(forward_rows)(R, width, c, h, wt, out, sumsq, d, per_token, mixed, post, post_stride,
+                       y, threads);
 }
 
 #undef LANES

@@ -153,10 +153,10 @@ def _manifold_grads(site: Connection, partial: Tensor, c: int) -> list[Tensor | 
 
 def fuses(site: Connection) -> bool:
     """Whether `site_backward` covers this site's backward: every per-token mix `supports`
-    covers. Where it does not, `hyper_fused_site` runs the three kernels (mixing, `backward`,
-    the projection's C pass), also kept as the reference the one-pass kernel is tested and
-    benchmarked against (tests/library/test_hyper_site_native.py,
-    benchmarks/hyper_site_passes.py)."""
+    covers (the others' maps run as their torch graph). Kept as its own switch: turned off, a
+    site the C maps cover runs the three kernels (mixing, `backward`, the projection's C
+    pass), the reference the one-pass kernel is tested and benchmarked against
+    (tests/library/test_hyper_site_native.py, benchmarks/hyper_site_passes.py)."""
     return supports(site)
 
 
