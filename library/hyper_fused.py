@@ -180,11 +180,7 @@ class _DepthWidth(torch.autograd.Function):
         batch = flat.shape[0]
         post_p, y_flat = post.reshape(-1, n).contiguous(), y.reshape(batch, d).contiguous()
         pre_p, res_p = pre.reshape(-1, n).contiguous(), res.reshape(-1, n, n).contiguous()
-        x, mixed_out = flat.new_empty(batch, d), torch.empty_like(flat)
-        hyper_native.call("depth_width_forward", batch, n, d, flat, post_p,
-                          hyper_native.token_stride(post_p, batch), y_flat, pre_p,
-                          hyper_native.token_stride(pre_p, batch), res_p,
-                          hyper_native.token_stride(res_p, batch), x, mixed_out)
+        x, mixed_out = hyper_native.depth_width_forward(flat, post_p, y_flat, pre_p, res_p)
         ctx.save_for_backward(flat, post_p, y_flat, pre_p, res_p)
         ctx.shapes = (mixed.shape, post.shape, y.shape, pre.shape, res.shape)
         return x.view(y.shape), mixed_out.view(mixed.shape)

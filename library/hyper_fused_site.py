@@ -21,9 +21,11 @@ The projections, with the norm applied after the matmul (mHC §4.3 for the RMS o
   start at zero and are scaled by 0.01).
 
 Handed its predecessor's depth connection (`Connection(mixed, post, y)`, which the compiler
-arranges), the site's streams h = mixed + post ⊗ y are formed in the projection's C pass, and
-the depth's backward (∂y, ∂post; ∂mixed is ∂h) comes from each block of the site's backward
-pass while ∂h is in cache: a pass that writes h and another that reads ∂h back are saved.
+arranges), the site's streams h = mixed + post ⊗ y are never stored: the projection's C pass
+forms them tile by tile, the mixing's (`hyper_native.depth_width_forward`) chunk by chunk, and
+the backward pass block by block from the saved mixed and y; the depth's backward (∂y, ∂post;
+∂mixed is ∂h) comes from each block of that pass while ∂h is in cache. A pass that writes h,
+and another that reads ∂h back, are saved.
 
 Training only: without gradients, and under torch.compile / torch.export, `Connection` runs the
 same maths as separate ops (tests/library/test_hyper_fused_site.py checks the two agree in value
@@ -83,10 +85,9 @@ class _Site(torch.autograd.Function):
         if depth_post is not None and depth_y is not None:  # h is the previous site's mixed
             depth = (depth_post.reshape(-1, n).contiguous(), depth_y.reshape(-1, d).contiguous())
             ctx.depth_shapes = (depth_post.shape, depth_y.shape)
-            flat, mixed_in = torch.empty_like(flat), flat
-            projected, inv, mean = _project(kind, flat, proj, (mixed_in, *depth))
-        else:
-            projected, inv, mean = _project(kind, flat, proj)
+        # handed a depth connection, `flat` stays the previous site's mixed: h = mixed +
+        # post ⊗ y is formed pass by pass (projection, mixing, backward) and never stored
+        projected, inv, mean = _project(kind, flat, proj, depth)
         ctx.state = ctx.graph = None
         if (site is not None and hyper_native.usable(flat, proj, *params)
                 and hyper_site_native.supports(site)):  # the maps in C
@@ -97,7 +98,12 @@ class _Site(torch.autograd.Function):
                 leaves = [p.detach().requires_grad_(p.requires_grad) for p in params]
                 pre, res, post = maps(leaf, *leaves)
             ctx.graph = (leaf, leaves, pre, res, post)
-        x, mixed, pre_b, res_b = mix_streams(flat, pre.detach(), res.detach(), native=True)
+        if depth is None:
+            x, mixed, pre_b, res_b = mix_streams(flat, pre.detach(), res.detach(), native=True)
+        else:
+            pre_b = pre.detach().reshape(-1, n).contiguous()
+            res_b = res.detach().reshape(-1, n, n).contiguous()
+            x, mixed = hyper_native.depth_width_forward(flat, *depth, pre_b, res_b)
         ctx.save_for_backward(flat, proj, inv, mean, projected, pre_b, res_b,
                               *(depth or ()))
         ctx.kind, ctx.h_shape, ctx.site = kind, h.shape, site
@@ -115,9 +121,10 @@ class _Site(torch.autograd.Function):
                 ctx.site, ctx.state, flat, proj, inv, mean, projected, pre_b, res_b, grad_x,
                 grad_mixed, grad_post, depth)
         else:
-            grad_h, grad_proj, found = _three_pass_backward(ctx, wanted, flat, proj, inv, mean,
-                                                            projected, pre_b, res_b, grad_x,
-                                                            grad_mixed, grad_post)
+            streams = flat if depth is None else hyper_native.depth_forward(flat, *depth)
+            grad_h, grad_proj, found = _three_pass_backward(ctx, wanted, streams, proj, inv,
+                                                            mean, projected, pre_b, res_b,
+                                                            grad_x, grad_mixed, grad_post)
             depth_grads = None if depth is None else hyper_native.depth_backward(grad_h, *depth)
         grad_params = [g if want else None for g, want in zip(found, wanted, strict=True)]
         grad_depth: tuple[Tensor | None, ...] = (None, None)
@@ -152,7 +159,7 @@ def _three_pass_backward(ctx: Any, wanted: Sequence[bool], flat: Tensor, proj: T
 
 
 def _project(kind: str, flat: Tensor, proj: Tensor,
-             depth: tuple[Tensor, Tensor, Tensor] | None = None
+             depth: tuple[Tensor, Tensor] | None = None
              ) -> tuple[Tensor, Tensor, Tensor]:
     """(projected, inv, mean) of streams `flat` (B, n, d): the `kind` projection, the norm's
     1/rms or 1/σ, and μ for the layer norm (zero for rms). `rms`: vec h·W (B, c) scaled by
@@ -160,8 +167,9 @@ def _project(kind: str, flat: Tensor, proj: Tensor,
     the variance as E[h²] - μ², (B, n, c) with inv and mean (B, n, 1) — var_mean's reduction
     over d costs as much as 30 reads of h on CPU. The sums of squares come with the matmul
     from one C pass over h where the kernels are built (`projection_forward`), else from a
-    norm: a second read of h. With `depth` = (mixed, post (P, n), y (B, d)), the previous
-    site's depth connection, that C pass first writes h = mixed + post ⊗ y into `flat`."""
+    norm: a second read of h. With `depth` = (post (P, n), y (B, d)), the previous site's
+    depth connection, `flat` is that site's mixed and the C pass forms h = mixed + post ⊗ y
+    tile by tile, without storing it."""
     batch, n, d = flat.shape
     weights = proj if kind == "rms" else torch.cat((proj, proj.new_full((d, 1), 1 / d)), 1)
     rows = flat.view(batch, n * d) if kind == "rms" else flat.view(batch * n, d)
@@ -195,16 +203,16 @@ def _products_native(rows: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _depth_products(rows: Tensor, weights: Tensor, per_token: int, d: int,
-                    depth: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-    """`_products_native` of the rows it first writes: mixed + post ⊗ y, row by row
-    (`depth_projection_forward`; `per_token` rows make a token)."""
-    mixed, post, y = depth
+                    depth: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """`_products_native` of the streams mixed + post ⊗ y, where `rows` are mixed's, formed row
+    by row and not stored (`depth_projection_forward`; `per_token` rows make a token)."""
+    post, y = depth
     product = rows.new_empty(rows.shape[0], weights.shape[1])
     square = rows.new_empty(rows.shape[0], 1)
     hyper_native.call("depth_projection_forward", rows.shape[0], rows.shape[1],
-                      weights.shape[1], d, per_token, mixed, post,
+                      weights.shape[1], d, per_token, rows, post,
                       hyper_native.token_stride(post, y.shape[0]), y, weights.T.contiguous(),
-                      rows, product, square)
+                      product, square)
     return product, square.div_(rows.shape[1])
 
 
@@ -304,8 +312,8 @@ def fused_site(h: Tensor, proj: Tensor, kind: str, maps: Maps, params: Sequence[
     (…, n, d) by `proj` into H_pre, H_res and H_post; `params` are the maps' parameters.
     With `site` (the `Connection`) the maps run in C where `hyper_site_native` covers them.
     With `depth` = (post, y), for which the caller checked `fuses_depth`, the streams are the
-    previous site's depth connection h + post ⊗ y (h then that site's mixed), formed in the
-    projection's C pass and differentiated in the site's backward pass: one read of the
+    previous site's depth connection h + post ⊗ y (h then that site's mixed), formed pass by
+    pass and never stored, and differentiated in the site's backward pass: one read of the
     streams less each way than `depth_connection` first."""
     post, y = depth if depth is not None else (None, None)
     x, mixed, post = _Site.apply(h, proj, kind, maps, site, post, y, *params)

@@ -13,10 +13,59 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #define CHUNK 128   /* tokens per block of the Sinkhorn kernels up to n = 4 ... */
 #define LOCAL 2048  /* ... beyond, LOCAL / n² tokens: a block's local arrays stay small */
 #define STEPS 65536 /* the backward's recomputed steps per block, at most (see below) */
+
+
+/* Non-temporal stores for hyper_native_depth_width.c's forward, whose mixed streams (8 MB a
+ * site in the benchmarks' network) the next site reads only after a layer: an ordinary store
+ * first brings the line it lands in into cache (read for ownership), these write it straight
+ * to memory. An 8 MB copy on the benchmarks' machine: 0.52 ms with ordinary stores, 0.32 ms
+ * with these; the 12-layer network 0.01-0.02 of its plain step faster
+ * (benchmarks/hyper_stores.py). They bypass the caches, so an output read back while still
+ * in cache comes from memory instead: in the single-site benchmark, whose working set stays in
+ * this machine's L3 round after round, streaming width_forward's and depth_forward's outputs
+ * made the site 0.02-0.03 slower, and the backward's ∂h, streamed from a pass's tile, made the
+ * site backward 0.1-0.2 ms slower; those keep ordinary stores. Plain stores where the CPU has
+ * none of these, and for an unaligned head and the tail; stream_fence orders them before what
+ * the thread does next (the caller calls it after a token's rows). */
+#define STREAM_COPY(T, S, VEC, ALIGN, LOADU, STREAM)                                          \
+void stream_copy_##S(T *restrict dst, const T *restrict src, long m) {                        \
+    long k = 0;                                                                               \
+    for (; k < m && ((uintptr_t)(dst + k) & (ALIGN - 1)); k++) dst[k] = src[k];               \
+    for (; k + VEC <= m; k += VEC) STREAM(dst + k, LOADU(src + k));                           \
+    for (; k < m; k++) dst[k] = src[k];                                                       \
+}
+#if defined(HYPER_PLAIN_STORES) || !defined(__SSE2__) /* benchmarks/hyper_stores.py builds
+                                                       * the first to compare */
+#define PLAIN_STORE(p, v) (*(p) = (v))
+#define PLAIN_LOAD(p) (*(p))
+STREAM_COPY(float, f32, 1, 1, PLAIN_LOAD, PLAIN_STORE)
+STREAM_COPY(double, f64, 1, 1, PLAIN_LOAD, PLAIN_STORE)
+#elif defined(__AVX512F__)
+STREAM_COPY(float, f32, 16, 64, _mm512_loadu_ps, _mm512_stream_ps)
+STREAM_COPY(double, f64, 8, 64, _mm512_loadu_pd, _mm512_stream_pd)
+#elif defined(__AVX__)
+STREAM_COPY(float, f32, 8, 32, _mm256_loadu_ps, _mm256_stream_ps)
+STREAM_COPY(double, f64, 4, 32, _mm256_loadu_pd, _mm256_stream_pd)
+#else
+STREAM_COPY(float, f32, 4, 16, _mm_loadu_ps, _mm_stream_ps)
+STREAM_COPY(double, f64, 2, 16, _mm_loadu_pd, _mm_stream_pd)
+#endif
+
+void stream_fence(void) {
+#if defined(__SSE2__)
+    _mm_sfence();
+#else
+    __sync_synchronize();
+#endif
+}
 
 #define KERNELS(T, S)                                                                         \
 /* x_b = Σ_j pre_bj h_bj (B, d) and mixed_bi = Σ_j res_bij h_bj (B, n, d). */              \

@@ -47,7 +47,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-__all__ = ["recording", "usable", "status", "width_forward", "width_backward", "depth_forward",
+__all__ = ["recording", "usable", "status", "width_forward", "depth_width_forward",
+           "width_backward", "depth_forward",
            "depth_backward", "sinkhorn_forward", "sinkhorn_backward", "sinkhorn_fits",
            "SINKHORN_STEPS", "call", "token_stride",
            "SOURCES", "ENV", "NoNativeKernels", "EXPORT_STAND_IN"]
@@ -99,6 +100,18 @@ def width_forward(flat: Tensor, pre: Tensor, res: Tensor) -> tuple[Tensor, Tenso
                                    _stride(pre, batch), _ptr(res), _stride(res, batch),
                                    _ptr(x), _ptr(mixed), _threads())
     return x, mixed
+
+
+def depth_width_forward(mixed: Tensor, post: Tensor, y: Tensor, pre: Tensor, res: Tensor
+                        ) -> tuple[Tensor, Tensor]:
+    """x = H_pre·h (B, d) and mixed' = H_res·h (B, n, d) of streams h = mixed + H_post ⊗ y,
+    formed chunk by chunk and never stored (hyper_native_depth_width.c); mixed (B, n, d),
+    y (B, d), post and pre (P, n), res (P, n, n)."""
+    batch, n, d = mixed.shape
+    x, mixed_out = mixed.new_empty(batch, d), torch.empty_like(mixed)
+    call("depth_width_forward", batch, n, d, mixed, post, token_stride(post, batch), y, pre,
+         token_stride(pre, batch), res, token_stride(res, batch), x, mixed_out)
+    return x, mixed_out
 
 
 def width_backward(flat: Tensor, pre: Tensor, res: Tensor, grad_x: Tensor, grad_mixed: Tensor
@@ -224,7 +237,7 @@ def _library() -> tuple[ctypes.CDLL | None, str]:
     """The loaded kernels and 'ready', or None and why not; built at most once a process."""
     if os.environ.get(ENV, "1").strip() == "0":
         return None, f"turned off by {ENV}=0"
-    compiler = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
+    compiler = _compiler()
     try:
         path = _build(compiler)
         library = ctypes.CDLL(str(path))
@@ -238,6 +251,11 @@ def _library() -> tuple[ctypes.CDLL | None, str]:
     if len(runtimes) > 1:
         return None, f"two OpenMP runtimes in the process ({', '.join(sorted(runtimes))})"
     return library, "ready"
+
+
+def _compiler() -> list[str]:
+    """`$CC`, else Python's configured CC, else `cc`, as an argument list."""
+    return shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
 
 
 def _build(compiler: list[str]) -> Path:

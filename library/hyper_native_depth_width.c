@@ -37,6 +37,9 @@
 
 #else /* the kernels, for one dtype T */
 
+void NAME(stream_copy)(T *restrict dst, const T *restrict src, long m); /* hyper_native.c */
+void stream_fence(void);
+
 /* h's columns [k0, k0 + m) of token b into `out` (n, COLUMNS). */
 static inline void NAME(streams)(long n, long d, long k0, long m, const T *restrict mixed,
                                  const T *restrict q, const T *restrict yb, T *restrict out) {
@@ -68,14 +71,16 @@ void NAME(depth_width_forward)(long B, long n, long d, const T *restrict mixed,
             }
             for (long i = 0; i < n; i++) {
                 const T *ri = r + i * n;
-                T *mi = mixed_out + (b * n + i) * d + k0;
+                T mi[COLUMNS]; /* formed here, then streamed out */
                 _Pragma("omp simd") for (long k = 0; k < m; k++) mi[k] = ri[0] * h[k];
                 for (long j = 1; j < n; j++) {
                     const T rij = ri[j], *hj = h + j * COLUMNS;
                     _Pragma("omp simd") for (long k = 0; k < m; k++) mi[k] += rij * hj[k];
                 }
+                NAME(stream_copy)(mixed_out + (b * n + i) * d + k0, mi, m);
             }
         }
+        stream_fence();
     }
 }
 

@@ -1,9 +1,8 @@
 /* A per-token site's projection, each way in one pass over the streams. The forward
  * (`projection_forward`, at the end): h·W with the sums of squares of the norm, which torch
- * reads h a second time for; `depth_projection_forward` forms h there too, from the previous
- * site's depth connection, where a separate pass would write h and this one read it back.
- * The backward, for rows h
- * (R, width) -- vec h per token for the RMS projection, each stream for dynamic hc's layer
+ * reads h a second time for; `depth_projection_forward` forms h there too, tile by tile from
+ * the previous site's depth connection, and never stores it (the width connection and the
+ * backward form it again as they go). The backward, for rows h (R, width) -- vec h per token for the RMS projection, each stream for dynamic hc's layer
  * norm -- and the operands hyper_fused_site.py forms (scaled (R, c), coef (R)):
  *
  *     ∂h += scaled·Wᵀ + coef ⊙ h    and    ∂W = hᵀ·scaled,
@@ -174,26 +173,28 @@ static void NAME(squares)(long width, long r0, long rt, const T *restrict h,
 }
 
 /* Rows [r0, r0 + rt) of streams h = mixed + post ⊗ y, the previous site's depth connection
- * (hyper_native.c's depth_forward), written into h: row r holds `per_token` of its token's
- * streams (all n for vec h, one for a stream's row), each stream's d numbers its mixed plus
- * its H_post weight times the token's y. */
-static void NAME(depth_rows)(long width, long d, long per_token, long r0, long rt,
-                             const T *restrict mixed, const T *restrict post, long post_stride,
-                             const T *restrict y, T *restrict h) {
+ * (hyper_native.c's depth_forward), into `rows` (rt, width): row r holds `per_token` of its
+ * token's streams (all n for vec h, one for a stream's row), each stream's d numbers its mixed
+ * plus its H_post weight times the token's y. Also called by hyper_native_site.c, whose
+ * backward forms each block's streams again. */
+void NAME(depth_rows)(long width, long d, long per_token, long r0, long rt,
+                      const T *restrict mixed, const T *restrict post, long post_stride,
+                      const T *restrict y, T *restrict rows) {
     for (long r = r0; r < r0 + rt; r++) {
         const long b = r / per_token, first = r % per_token;
         const T *yb = y + b * d, *q = post + b * post_stride;
         for (long s = 0; s * d < width; s++) {
             const T *m = mixed + r * width + s * d, qs = q[first + s];
-            T *o = h + r * width + s * d;
+            T *o = rows + (r - r0) * width + s * d;
             _Pragma("omp simd") for (long k = 0; k < d; k++) o[k] = m[k] + qs * yb[k];
         }
     }
 }
 
-/* The rows' products and squares (below), after forming them by depth_rows where `mixed` is
- * given: each tile's rows are written and then read back from L1. */
-static void NAME(forward_rows)(long R, long width, long c, T *restrict h,
+/* The rows' products and squares (below). Where `mixed` is given, each tile's rows are first
+ * formed by depth_rows into the thread's `tile` (TILE_ROWS rows, on its stack) and read back
+ * from L1: h itself is never written (the site's backward forms it again, block by block). */
+static void NAME(forward_rows)(long R, long width, long c, const T *restrict h,
                                const T *restrict wt, T *restrict out, T *restrict sumsq,
                                long d, long per_token, const T *restrict mixed,
                                const T *restrict post, long post_stride, const T *restrict y,
@@ -201,15 +202,21 @@ static void NAME(forward_rows)(long R, long width, long c, T *restrict h,
     _Pragma("omp parallel for schedule(static) num_threads(threads)")
     for (long r0 = 0; r0 < R; r0 += TILE_ROWS) {
         const long rt = R - r0 < TILE_ROWS ? R - r0 : TILE_ROWS;
-        if (mixed)
-            NAME(depth_rows)(width, d, per_token, r0, rt, mixed, post, post_stride, y, h);
-        NAME(squares)(width, r0, rt, h, sumsq);
+        T tile[mixed ? TILE_ROWS * width : 1];
+        const T *rows = h;
+        long first = r0; /* the tile's first row, in `rows` */
+        if (mixed) {
+            NAME(depth_rows)(width, d, per_token, r0, rt, mixed, post, post_stride, y, tile);
+            rows = tile, first = 0;
+        }
+        NAME(squares)(width, first, rt, rows, sumsq + r0 - first);
         for (long k0 = 0; k0 < c; k0 += TILE_COLS) {
             const long kt = c - k0 < TILE_COLS ? c - k0 : TILE_COLS;
+            T *at = out + (r0 - first) * c;
             if (rt == TILE_ROWS && kt == TILE_COLS) /* constant counts: sums in registers */
-                NAME(forward_tile)(width, c, r0, TILE_ROWS, k0, TILE_COLS, h, wt, out);
+                NAME(forward_tile)(width, c, first, TILE_ROWS, k0, TILE_COLS, rows, wt, at);
             else
-                NAME(forward_tile)(width, c, r0, rt, k0, kt, h, wt, out);
+                NAME(forward_tile)(width, c, first, rt, k0, kt, rows, wt, at);
         }
     }
 }
@@ -217,22 +224,21 @@ static void NAME(forward_rows)(long R, long width, long c, T *restrict h,
 void NAME(projection_forward)(long R, long width, long c, const T *restrict h,
                               const T *restrict wt, T *restrict out, T *restrict sumsq,
                               int threads) {
-    /* h is only read: forward_rows writes it where `mixed` is given */
-    NAME(forward_rows)(R, width, c, (T *)h, wt, out, sumsq, 0, 0, (const T *)0, (const T *)0,
-                       0, (const T *)0, threads);
+    NAME(forward_rows)(R, width, c, h, wt, out, sumsq, 0, 0, (const T *)0, (const T *)0, 0,
+                       (const T *)0, threads);
 }
 
-/* The same for the streams of a site handed its predecessor's depth connection: h (R, width)
- * is written here, from mixed (R, width), post (P, n) with `post_stride` (0: one shared copy)
- * and y (B, d), where depth_forward would write it and this pass read it back. `per_token`:
- * rows a token takes (1 for vec h, n for each stream's row). */
+/* The same for the streams of a site handed its predecessor's depth connection, h = mixed +
+ * post ⊗ y, from mixed (R, width), post (P, n) with `post_stride` (0: one shared copy) and
+ * y (B, d), formed tile by tile and never stored: where depth_forward would write h and this
+ * pass read it back. `per_token`: rows a token takes (1 for vec h, n for each stream's row). */
 void NAME(depth_projection_forward)(long R, long width, long c, long d, long per_token,
                                     const T *restrict mixed, const T *restrict post,
                                     long post_stride, const T *restrict y,
-                                    const T *restrict wt, T *restrict h, T *restrict out,
-                                    T *restrict sumsq, int threads) {
-    NAME(forward_rows)(R, width, c, h, wt, out, sumsq, d, per_token, mixed, post, post_stride,
-                       y, threads);
+                                    const T *restrict wt, T *restrict out, T *restrict sumsq,
+                                    int threads) {
+    NAME(forward_rows)(R, width, c, mixed, wt, out, sumsq, d, per_token, mixed, post,
+                       post_stride, y, threads);
 }
 
 #undef LANES

@@ -18,8 +18,9 @@
  * torch forms it there); dynamic hc's ∂W is summed in other blocks, so equal up to rounding.
  *
  * A site handed the previous site's depth connection h = mixed + post ⊗ y (hyper_fused_site)
- * also runs that connection's backward per pass, from the pass's finished ∂h (= ∂mixed): ∂y
- * and ∂post come while ∂h is in cache, where depth_backward would read it back.
+ * saved mixed, not h (the forward never stores h): each pass forms its tokens' h again into a
+ * tile on the thread's stack, and runs that connection's backward from the pass's finished ∂h
+ * (= ∂mixed): ∂y and ∂post come while ∂h is in cache, where depth_backward would read it back.
  *
  * mhc's passes are SINKHORN_PASS tokens, for its Sinkhorn backward (hyper_native.c),
  * vectorised along the tokens: on 16 at a time the site took 0.02-0.035 longer than as three
@@ -77,6 +78,9 @@ void NAME(dynamic_backward_block)(long b0, long b1, long n, long d, long use_tan
 void NAME(projection_rows)(long width, long c, long r0, long r1, const T *restrict h,
                            const T *restrict scaled, const T *restrict coef,
                            const T *restrict wt, T *restrict grad_h, T *restrict acc);
+void NAME(depth_rows)(long width, long d, long per_token, long r0, long rt,
+                      const T *restrict mixed, const T *restrict post, long post_stride,
+                      const T *restrict y, T *restrict rows);
 void NAME(depth_backward_token)(long n, long d, const T *restrict gb, const T *restrict q,
                                 const T *restrict yb, T *restrict gy, T *restrict gq);
 void NAME(sinkhorn_backward_tokens)(long B, long n, long iters, const T *restrict logits,
@@ -92,23 +96,38 @@ typedef struct {
 } NAME(depth);
 
 static void NAME(depth_backward_rows)(long n, long d, long t0, long t1,
-                                      const T *restrict grad_h, const NAME(depth) *depth) {
+                                      const T *restrict ghp, const NAME(depth) *depth) {
     for (long b = t0; b < t1; b++)
-        NAME(depth_backward_token)(n, d, grad_h + b * n * d, depth->post + b * depth->post_stride,
+        NAME(depth_backward_token)(n, d, ghp + (b - t0) * n * d,
+                                   depth->post + b * depth->post_stride,
                                    depth->y + b * d, depth->grad_y + b * d,
                                    depth->grad_post + b * n);
 }
 
-/* The stream mixing's backward for tokens [t0, t1): ∂h, ∂H_pre and ∂H_res (hyper_native.c). */
-static void NAME(mixing_backward)(long n, long d, long t0, long t1, const T *restrict h,
+/* The stream mixing's backward for tokens [t0, t1), whose streams `hp` and gradient `ghp`
+ * (t1 - t0, n, d) start at token t0: ∂h, ∂H_pre and ∂H_res (hyper_native.c). */
+static void NAME(mixing_backward)(long n, long d, long t0, long t1, const T *restrict hp,
                                   const T *restrict pre, const T *restrict res,
                                   const T *restrict grad_x, const T *restrict grad_mixed,
-                                  T *restrict grad_h, T *restrict grad_pre,
+                                  T *restrict ghp, T *restrict grad_pre,
                                   T *restrict grad_res) {
     for (long b = t0; b < t1; b++)
-        NAME(width_backward_token)(n, d, h + b * n * d, pre + b * n, res + b * n * n,
-                                   grad_x + b * d, grad_mixed + b * n * d, grad_h + b * n * d,
-                                   grad_pre + b * n, grad_res + b * n * n);
+        NAME(width_backward_token)(n, d, hp + (b - t0) * n * d, pre + b * n, res + b * n * n,
+                                   grad_x + b * d, grad_mixed + b * n * d,
+                                   ghp + (b - t0) * n * d, grad_pre + b * n,
+                                   grad_res + b * n * n);
+}
+
+/* The streams of tokens [t0, t1): h's own rows, or, where the site was handed the previous
+ * site's depth connection (h then holds that site's mixed), h = mixed + post ⊗ y formed into
+ * `tile` -- the forward never stored them. `per_token` rows of `width` make a token. */
+static const T *NAME(pass_streams)(long width, long d, long per_token, long t0, long t1,
+                                   const T *restrict h, const NAME(depth) *depth,
+                                   long has_depth, T *restrict tile) {
+    if (!has_depth) return h + t0 * per_token * width;
+    NAME(depth_rows)(width, d, per_token, t0 * per_token, (t1 - t0) * per_token, h,
+                     depth->post, depth->post_stride, depth->y, tile);
+    return tile;
 }
 
 /* mhc_lite's ∂q = ∂H_res·Pᵀ for tokens [t0, t1), with the `count` permutation matrices
@@ -173,9 +192,12 @@ void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *rest
         T *acc = partial_w + r0 / BLOCK * c * width;
         for (long e = 0; e < c * width; e++) acc[e] = 0;
         const long r1 = r0 + BLOCK < B ? r0 + BLOCK : B;
+        T tile[has_depth ? span * width : 1];
         for (long t0 = r0; t0 < r1; t0 += span) {
             const long t1 = t0 + span < r1 ? t0 + span : r1;
-            NAME(mixing_backward)(n, d, t0, t1, h, pre, res, grad_x, grad_mixed, grad_h,
+            const T *hp = NAME(pass_streams)(width, d, 1, t0, t1, h, &depth, has_depth, tile);
+            T *ghp = grad_h + t0 * width;
+            NAME(mixing_backward)(n, d, t0, t1, hp, pre, res, grad_x, grad_mixed, ghp,
                                   grad_pre, grad_res);
             if (mix == MIX_PERMUTATIONS)
                 NAME(permutation_gradient)(n, t0, t1, grad_res, perms, count, grad_q);
@@ -189,8 +211,9 @@ void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *rest
                                               mix <= MIX_PERMUTATIONS ? grad_q : grad_res,
                                               scaled, coef,
                                               partial_maps + s0 / PASS * (2 * c + 2));
-            NAME(projection_rows)(width, c, t0, t1, h, scaled, coef, wt, grad_h, acc);
-            if (has_depth) NAME(depth_backward_rows)(n, d, t0, t1, grad_h, &depth);
+            NAME(projection_rows)(width, c, 0, t1 - t0, hp, scaled + t0 * c, coef + t0, wt,
+                                  ghp, acc);
+            if (has_depth) NAME(depth_backward_rows)(n, d, t0, t1, ghp, &depth);
         }
     }
 }
@@ -223,16 +246,19 @@ void NAME(dynamic_site_backward)(long B, long n, long d, long use_tanh, const T 
         T *acc = partial_w + r0 / BLOCK * c * d;
         for (long e = 0; e < c * d; e++) acc[e] = 0;
         const long r1 = r0 + BLOCK < B ? r0 + BLOCK : B;
+        T tile[has_depth ? PASS * n * d : 1];
         for (long t0 = r0; t0 < r1; t0 += PASS) {
             const long t1 = t0 + PASS < r1 ? t0 + PASS : r1;
-            NAME(mixing_backward)(n, d, t0, t1, h, pre, res, grad_x, grad_mixed, grad_h,
+            const T *hp = NAME(pass_streams)(d, d, n, t0, t1, h, &depth, has_depth, tile);
+            T *ghp = grad_h + t0 * n * d;
+            NAME(mixing_backward)(n, d, t0, t1, hp, pre, res, grad_x, grad_mixed, ghp,
                                   grad_pre, grad_res);
             NAME(dynamic_backward_block)(t0, t1, n, d, use_tanh, t, projected, inv, mean,
                                          proj_mean, scales, grad_pre, grad_res, grad_post,
                                          operand, coef, partial_maps + t0 / PASS * sums);
-            NAME(projection_rows)(d, c, t0 * n, t1 * n, h, operand, coef, columns, grad_h,
-                                  acc);
-            if (has_depth) NAME(depth_backward_rows)(n, d, t0, t1, grad_h, &depth);
+            NAME(projection_rows)(d, c, 0, (t1 - t0) * n, hp, operand + t0 * n * c,
+                                  coef + t0 * n, columns, ghp, acc);
+            if (has_depth) NAME(depth_backward_rows)(n, d, t0, t1, ghp, &depth);
         }
     }
 }

@@ -175,8 +175,9 @@ def site_backward(site: Connection, state: tuple[Any, ...], flat: Tensor, proj: 
     (B, n) and H_res (B, n, n) it mixed with, and the upstream ∂x, ∂mixed and ∂H_post. The
     same numbers as `hyper_fused.mix_streams_backward`, `backward` and the projection's C pass
     in turn (mhc_lite's ∂q and dynamic hc's ∂W up to rounding). Where the site's streams were
-    the previous site's depth connection (`depth`), its backward too, from each pass's
-    finished ∂h: (∂y (B, d), ∂post per token (B, n)) as `hyper_native.depth_backward`'s."""
+    the previous site's depth connection (`depth`), `flat` is that site's mixed, each pass
+    forms h = mixed + post ⊗ y again, and the depth's backward comes from the pass's finished
+    ∂h: (∂y (B, d), ∂post per token (B, n)) as `hyper_native.depth_backward`'s."""
     batch, n, d = flat.shape
     upstream = (grad_x.reshape(batch, d).contiguous(),
                 grad_mixed.reshape(batch, n, d).contiguous(),

@@ -256,10 +256,11 @@ def _handed(site: Connection, streams: tuple[torch.Tensor, ...], grads: list[tor
 def test_a_site_handed_its_predecessors_depth_equals_the_two_calls(
         mix: str, hp: dict, n: int, d: int, tokens: int, shared_post: bool,
         dtype: torch.dtype) -> None:
-    """`conn(mixed, post, y)` forms the streams in the projection's C pass and the depth's
-    backward in the site's backward pass (or, for mhc and sHC past four streams, after the
-    three kernels): bit for bit `conn(depth_connection(mixed, post, y))`, values and every
-    gradient, for per-token and shared (static hc's) H_post, tails of passes and vectors."""
+    """`conn(mixed, post, y)` forms the streams in the projection's C pass and again in the
+    mixing's, never storing them, and the depth's backward in the site's backward pass (sHC
+    past four streams: after the three kernels, from streams formed for them): bit for bit
+    `conn(depth_connection(mixed, post, y))`, values and every gradient, for per-token and
+    shared (static hc's) H_post, tails of passes and vectors."""
     site = Connection(mix, n, d, **hp).to(dtype)
     torch.manual_seed(d)
     with torch.no_grad():
@@ -278,7 +279,9 @@ def test_a_site_handed_its_predecessors_depth_equals_the_two_calls(
         patch.setattr(hyper_native, "_kernel",
                       lambda name, like: calls.append(name) or kernel(name, like))
         ours = _handed(site, streams, grads, fused=True)
-    assert "depth_projection_forward" in calls and "depth_forward" not in calls
+    forward = calls[:calls.index("depth_width_forward") + 1]
+    assert forward[0] == "depth_projection_forward" and "depth_forward" not in forward
+    assert ("depth_forward" in calls) == (not hyper_site_native.fuses(site))
     theirs = _handed(site, streams, grads, fused=False)
     assert all(a is not None and b is not None and torch.equal(a, b)
                for a, b in zip(ours, theirs, strict=True))
