@@ -10,12 +10,16 @@ round, in three variants run interleaved round by round:
 - `GEMM + norm forward`: the projection's forward by torch, a matmul and then a norm (two reads
   of the streams), where `projection_forward` makes one;
 - `three-kernel backward`: the stream mixing's, the maps' and the projection's backward as
-  three passes over the site's tokens, where `site_backward` makes one.
+  three passes over the site's tokens, where `site_backward` makes one;
+- `forward apart`: dynamic hc's projection, maps and mixing as the projection's C pass, the
+  maps' kernel (with torch's norm and tanh between) and the mixing's pass, where
+  `site_forward` makes one (the other mixes take those three in either variant).
 
 The figures are medians of per-round ratios; the variants' order turns round by round. With
 `--network`, the 12-layer hyper-connected transformer (benchmarks/hyper_transformer.py, 24
-sites) over the plain network, in `now`, `three-kernel backward` and (the projection's forward
-there is `depth_projection_forward` for every site but the first, so no `GEMM + norm` column):
+sites) over the plain network, in `now`, `three-kernel backward`, `forward apart` and (the
+projection's forward there is `depth_projection_forward` for every site but the first, so no
+`GEMM + norm` column):
 
 - `depth apart`: each site's streams formed by the previous site's depth connection as a
   pass of its own (`depth_connection`, and its backward after the site's), where a site
@@ -43,8 +47,8 @@ import archc.library.hyper_connections_modules as modules
 from archc.library import hyper_fused_site, hyper_native, hyper_site_native
 from archc.library.hyper_connections_modules import Connection, depth_connection
 
-VARIANTS = ("now", "GEMM + norm forward", "three-kernel backward")
-NETWORK_VARIANTS = ("now", "three-kernel backward", "depth apart")
+VARIANTS = ("now", "GEMM + norm forward", "three-kernel backward", "forward apart")
+NETWORK_VARIANTS = ("now", "three-kernel backward", "depth apart", "forward apart")
 
 
 def variant(name: str) -> contextlib.AbstractContextManager[object]:
@@ -55,6 +59,8 @@ def variant(name: str) -> contextlib.AbstractContextManager[object]:
         return mock.patch.object(hyper_site_native, "fuses", lambda site: False)
     if name == "depth apart":
         return mock.patch.object(modules, "fuses_depth", lambda *tensors: False)
+    if name == "forward apart":
+        return mock.patch.object(hyper_site_native, "forwards_whole", lambda site: False)
     return contextlib.nullcontext()
 
 

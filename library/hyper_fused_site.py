@@ -87,25 +87,19 @@ class _Site(torch.autograd.Function):
             ctx.depth_shapes = (depth_post.shape, depth_y.shape)
         # handed a depth connection, `flat` stays the previous site's mixed: h = mixed +
         # post ⊗ y is formed pass by pass (projection, mixing, backward) and never stored
-        projected, inv, mean = _project(kind, flat, proj, depth)
         ctx.state = ctx.graph = None
-        if (site is not None and hyper_native.usable(flat, proj, *params)
-                and hyper_site_native.supports(site)):  # the maps in C
-            pre, res, post, ctx.state = hyper_site_native.forward(site, projected, params)
-        else:  # the maps' own torch graph, differentiated in the backward
-            with torch.enable_grad():
-                leaf = projected.view(*lead, *projected.shape[1:]).detach().requires_grad_()
-                leaves = [p.detach().requires_grad_(p.requires_grad) for p in params]
-                pre, res, post = maps(leaf, *leaves)
-            ctx.graph = (leaf, leaves, pre, res, post)
-        if depth is None:
-            x, mixed, pre_b, res_b = mix_streams(flat, pre.detach(), res.detach(), native=True)
+        native_maps = (site is not None and hyper_native.usable(flat, proj, *params)
+                       and hyper_site_native.supports(site))
+        if native_maps and hyper_site_native.forwards_whole(site):  # one C pass
+            (projected, inv, mean), (pre_b, res_b, post), ctx.state, x, mixed = (
+                hyper_site_native.site_forward(site, flat, proj, params, PROJECTIONS[kind],
+                                               depth))
         else:
-            pre_b = pre.detach().reshape(-1, n).contiguous()
-            res_b = res.detach().reshape(-1, n, n).contiguous()
-            x, mixed = hyper_native.depth_width_forward(flat, *depth, pre_b, res_b)
-        ctx.save_for_backward(flat, proj, inv, mean, projected, pre_b, res_b,
-                              *(depth or ()))
+            projected, inv, mean = _project(kind, flat, proj, depth)
+            pre, res, post = _maps_forward(ctx, site if native_maps else None, maps, lead,
+                                           projected, params)
+            x, mixed, pre_b, res_b = _mix(flat, pre, res, depth)
+        ctx.save_for_backward(flat, proj, inv, mean, projected, pre_b, res_b, *(depth or ()))
         ctx.kind, ctx.h_shape, ctx.site = kind, h.shape, site
         return x.view(*lead, d), mixed.view(h.shape), post.detach().view(*lead, n)
 
@@ -134,6 +128,35 @@ class _Site(torch.autograd.Function):
             grad_depth = (sum_to(grad_depth_post, post_shape), grad_y.view(y_shape))
         return (grad_h.view(ctx.h_shape), grad_proj, None, None, None, *grad_depth,
                 *grad_params)
+
+
+def _maps_forward(ctx: Any, site: Any, maps: Maps, lead: torch.Size, projected: Tensor,
+                  params: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    """H_pre, H_res and H_post from the projection: by the C maps where `site` is given
+    (their state into ctx.state), else by the maps' own torch graph, kept in ctx.graph to be
+    differentiated in the backward."""
+    if site is not None:
+        pre, res, post, ctx.state = hyper_site_native.forward(site, projected, tuple(params))
+        return pre, res, post
+    with torch.enable_grad():
+        leaf = projected.view(*lead, *projected.shape[1:]).detach().requires_grad_()
+        leaves = [p.detach().requires_grad_(p.requires_grad) for p in params]
+        pre, res, post = maps(leaf, *leaves)
+    ctx.graph = (leaf, leaves, pre, res, post)
+    return pre, res, post
+
+
+def _mix(flat: Tensor, pre: Tensor, res: Tensor, depth: tuple[Tensor, Tensor] | None
+         ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(x, mixed, H_pre, H_res as the backward takes them) of streams `flat`, or, with
+    `depth`, of the streams the previous site's mixed `flat` and its depth connection form."""
+    if depth is None:
+        return mix_streams(flat, pre.detach(), res.detach(), native=True)
+    n = flat.shape[1]
+    pre_b = pre.detach().reshape(-1, n).contiguous()
+    res_b = res.detach().reshape(-1, n, n).contiguous()
+    x, mixed = hyper_native.depth_width_forward(flat, *depth, pre_b, res_b)
+    return x, mixed, pre_b, res_b
 
 
 def _three_pass_backward(ctx: Any, wanted: Sequence[bool], flat: Tensor, proj: Tensor,

@@ -247,18 +247,26 @@ static void sinkhorn_block_##S(long B, long n, long iters, const T *restrict log
             for (long e = 0; e < n * n * chunk; e++) saved[step * n * n * chunk + e] = cur[e]; \
     }                                                                                         \
 }                                                                                             \
-/* The last step's softmax, out (n, n, B). */                                                 \
-void sinkhorn_forward_##S(long B, long n, long iters, const T *restrict logits,              \
-                          T *restrict out, int threads) {                                      \
+/* The last step's softmax, out (n, n, B), for the tokens [t0, t1) in the calling thread     \
+ * (also called by hyper_native_site_forward.c, block by block of a site's forward). */      \
+void sinkhorn_forward_tokens_##S(long B, long n, long iters, const T *restrict logits,       \
+                                 T *restrict out, long t0, long t1) {                          \
     const long chunk = block_tokens(n);                                                       \
-    _Pragma("omp parallel for schedule(static) num_threads(threads)")                         \
-    for (long c0 = 0; c0 < B; c0 += chunk) {                                                  \
-        const long m = B - c0 < chunk ? B - c0 : chunk;                                       \
-        T cur[n * n * chunk], logs[n * n * chunk];                                            \
+    T cur[n * n * chunk], logs[n * n * chunk];                                                \
+    for (long c0 = t0; c0 < t1; c0 += chunk) {                                                \
+        const long m = t1 - c0 < chunk ? t1 - c0 : chunk;                                     \
         sinkhorn_block_##S(B, n, iters, logits, c0, m, chunk, cur, logs, (T *)0);            \
         for (long e = 0; e < n * n; e++)                                                      \
             for (long b = 0; b < m; b++) out[e * B + c0 + b] = cur[e * chunk + b];            \
     }                                                                                         \
+}                                                                                             \
+void sinkhorn_forward_##S(long B, long n, long iters, const T *restrict logits,              \
+                          T *restrict out, int threads) {                                      \
+    const long chunk = block_tokens(n);                                                       \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")                         \
+    for (long c0 = 0; c0 < B; c0 += chunk)                                                    \
+        sinkhorn_forward_tokens_##S(B, n, iters, logits, out, c0,                            \
+                                    B - c0 < chunk ? B : c0 + chunk);                         \
 }                                                                                             \
 /* The exact backward of the unrolled steps: grad (n, n, B) in, the logits' gradient out;    \
  * each step in reverse maps g to g - S·Σg along its axis, S that step's softmax, recomputed \

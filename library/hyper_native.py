@@ -55,12 +55,14 @@ __all__ = ["recording", "usable", "status", "width_forward", "depth_width_forwar
 
 SOURCES = tuple(Path(__file__).with_name(name)
                 for name in ("hyper_native.c", "hyper_native_depth_width.c", "hyper_native_maps.c",
-                             "hyper_native_projection.c", "hyper_native_site.c"))
+                             "hyper_native_projection.c", "hyper_native_site.c",
+                             "hyper_native_site_forward.c", "hyper_native_math.c"))
 """Compiled together into one library: the stream mixing and Sinkhorn, a depth connection
 fused with the next width connection (`hyper_fused.depth_width`), the per-token maps of the
 dynamic mixes (called by `hyper_site_native`), their projection, forward and backward
-(called by `hyper_fused_site`), and a per-token site's whole backward in one pass
-(`hyper_site_native.site_backward`)."""
+(called by `hyper_fused_site`), a per-token site's whole backward in one pass
+(`hyper_site_native.site_backward`), dynamic hc's whole forward in one pass
+(`hyper_site_native.site_forward`) and the vectorised tanh it takes."""
 ENV = "ARCHC_NATIVE"
 """Set to 0 to keep torch's bmm path."""
 

@@ -222,25 +222,34 @@ static void NAME(sphere_backward)(long n, const T *restrict tanhs, const T *rest
     NAME(cayley_backward)(m, Av, dRv, tanhs + k, sv, gammas[1], out + k, grad_gammas + 1);
 }
 
-/* The manifold mixes' matrices for B tokens from gates (B, c), σ of the logits (the first 2n
- * used), and rest (B, c - 2n), the res logits' values: H_pre (B, n), H_post (B, n) and,
- * for kromhc and shc, H_res (B, n, n) (mhc's Sinkhorn and mhc_lite's q·P are the caller's). */
+/* One token's matrices from its gates a (c), σ of the logits (the first 2n used), and w
+ * (c - 2n), the res logits' values: H_pre (n), H_post (n) and, for kromhc and shc, H_res
+ * (n, n) into r (mhc's Sinkhorn and mhc_lite's q·P are the caller's). Also called by
+ * hyper_native_site_forward.c. */
+void NAME(manifold_token)(long n, long mix, const T *restrict a, const T *restrict w,
+                          T post_scale, const T *restrict gammas, const T *restrict basis,
+                          T *restrict pre, T *restrict post, T *restrict r) {
+    for (long j = 0; j < n; j++) {
+        pre[j] = a[j];
+        post[j] = post_scale * a[n + j];
+    }
+    if (mix == MIX_KRONECKER) NAME(kronecker_forward)(n, w, r);
+    else if (mix == MIX_SPHERE && n == 1) r[0] = 1;
+    else if (mix == MIX_SPHERE) NAME(sphere_forward)(n, w, gammas, basis, r);
+}
+
+/* The manifold mixes' matrices for B tokens from gates (B, c) and rest (B, c - 2n), as
+ * manifold_token's: H_pre (B, n), H_post (B, n) and, for kromhc and shc, H_res (B, n, n). */
 void NAME(manifold_forward)(long B, long n, long c, long mix, const T *restrict gates,
                             const T *restrict rest, T post_scale, const T *restrict gammas,
                             const T *restrict basis, T *restrict pre,
                             T *restrict post, T *restrict res, int threads) {
     _Pragma("omp parallel for schedule(static) num_threads(threads)")
-    for (long b = 0; b < B; b++) {
-        const T *a = gates + b * c, *w = rest + b * (c - 2 * n);
-        for (long j = 0; j < n; j++) {
-            pre[b * n + j] = a[j];
-            post[b * n + j] = post_scale * a[n + j];
-        }
-        T *r = mix == MIX_KRONECKER || mix == MIX_SPHERE ? res + b * n * n : (T *)0;
-        if (mix == MIX_KRONECKER) NAME(kronecker_forward)(n, w, r);
-        else if (mix == MIX_SPHERE && n == 1) r[0] = 1;
-        else if (mix == MIX_SPHERE) NAME(sphere_forward)(n, w, gammas, basis, r);
-    }
+    for (long b = 0; b < B; b++)
+        NAME(manifold_token)(n, mix, gates + b * c, rest + b * (c - 2 * n), post_scale, gammas,
+                             basis, pre + b * n, post + b * n,
+                             mix == MIX_KRONECKER || mix == MIX_SPHERE ? res + b * n * n
+                                                                       : (T *)0);
 }
 
 /* Back from ∂H_pre, ∂H_post and ∂H_res (B, n, n) -- for mhc the res logits' own gradient,

@@ -191,9 +191,28 @@ void NAME(depth_rows)(long width, long d, long per_token, long r0, long rt,
     }
 }
 
-/* The rows' products and squares (below). Where `mixed` is given, each tile's rows are first
- * formed by depth_rows into the thread's `tile` (TILE_ROWS rows, on its stack) and read back
- * from L1: h itself is never written (the site's backward forms it again, block by block). */
+/* out (R, c) = rows·W and sumsq (R) = Σ rows², for R rows of `width` in the calling thread,
+ * tile by tile (forward_tile). Also called by hyper_native_site_forward.c, on the rows of a
+ * block of tokens it formed. */
+void NAME(rows_products)(long R, long width, long c, const T *restrict rows,
+                         const T *restrict wt, T *restrict out, T *restrict sumsq) {
+    for (long r0 = 0; r0 < R; r0 += TILE_ROWS) {
+        const long rt = R - r0 < TILE_ROWS ? R - r0 : TILE_ROWS;
+        NAME(squares)(width, r0, rt, rows, sumsq);
+        for (long k0 = 0; k0 < c; k0 += TILE_COLS) {
+            const long kt = c - k0 < TILE_COLS ? c - k0 : TILE_COLS;
+            if (rt == TILE_ROWS && kt == TILE_COLS) /* constant counts: sums in registers */
+                NAME(forward_tile)(width, c, r0, TILE_ROWS, k0, TILE_COLS, rows, wt, out);
+            else
+                NAME(forward_tile)(width, c, r0, rt, k0, kt, rows, wt, out);
+        }
+    }
+}
+
+/* rows_products over R rows split among the threads, a tile each. Where `mixed` is given,
+ * each tile's rows are first formed by depth_rows into the thread's `tile` (TILE_ROWS rows, on
+ * its stack) and read back from L1: h itself is never written (the site's backward forms it
+ * again, block by block). */
 static void NAME(forward_rows)(long R, long width, long c, const T *restrict h,
                                const T *restrict wt, T *restrict out, T *restrict sumsq,
                                long d, long per_token, const T *restrict mixed,
@@ -203,21 +222,12 @@ static void NAME(forward_rows)(long R, long width, long c, const T *restrict h,
     for (long r0 = 0; r0 < R; r0 += TILE_ROWS) {
         const long rt = R - r0 < TILE_ROWS ? R - r0 : TILE_ROWS;
         T tile[mixed ? TILE_ROWS * width : 1];
-        const T *rows = h;
-        long first = r0; /* the tile's first row, in `rows` */
+        const T *rows = h + r0 * width;
         if (mixed) {
             NAME(depth_rows)(width, d, per_token, r0, rt, mixed, post, post_stride, y, tile);
-            rows = tile, first = 0;
+            rows = tile;
         }
-        NAME(squares)(width, first, rt, rows, sumsq + r0 - first);
-        for (long k0 = 0; k0 < c; k0 += TILE_COLS) {
-            const long kt = c - k0 < TILE_COLS ? c - k0 : TILE_COLS;
-            T *at = out + (r0 - first) * c;
-            if (rt == TILE_ROWS && kt == TILE_COLS) /* constant counts: sums in registers */
-                NAME(forward_tile)(width, c, first, TILE_ROWS, k0, TILE_COLS, rows, wt, at);
-            else
-                NAME(forward_tile)(width, c, first, rt, k0, kt, rows, wt, at);
-        }
+        NAME(rows_products)(rt, width, c, rows, wt, out + r0 * c, sumsq + r0);
     }
 }
 

@@ -18,8 +18,9 @@
  * torch forms it there); dynamic hc's ∂W is summed in other blocks, so equal up to rounding.
  *
  * A site handed the previous site's depth connection h = mixed + post ⊗ y (hyper_fused_site)
- * saved mixed, not h (the forward never stores h): each pass forms its tokens' h again into a
- * tile on the thread's stack, and runs that connection's backward from the pass's finished ∂h
+ * saved mixed, not h (the forward never stores h): each pass forms its tokens' h again into
+ * the thread's tile (the caller's `tiles`, one per thread: a pass's streams can be megabytes,
+ * too many for a worker's stack), and runs that connection's backward from the pass's finished ∂h
  * (= ∂mixed): ∂y and ∂post come while ∂h is in cache, where depth_backward would read it back.
  *
  * mhc's passes are SINKHORN_PASS tokens, for its Sinkhorn backward (hyper_native.c),
@@ -33,6 +34,7 @@
  * includes itself once per dtype (T, S).
  */
 #ifndef T
+#include <omp.h>
 #include <stddef.h>
 
 #define CAT_(a, b) a##_##b
@@ -168,7 +170,8 @@ static void NAME(sinkhorn_gradient)(long B, long n, long iters, long t0, long t1
  * Where `has_depth`, the previous site's depth backward too (depth_backward_rows), from
  * depth_post and depth_y, into depth_grad_y and depth_grad_post. mhc (mix MIX_LOGITS): its
  * Sinkhorn logits `log` (n, n, B) at `iters`, scratch planes grad_t and out_t (n², B), and
- * ∂logits into grad_q (B, n²); its passes are SINKHORN_PASS tokens (above). */
+ * ∂logits into grad_q (B, n²); its passes are SINKHORN_PASS tokens (above). Where
+ * `has_depth`, tiles (threads, pass tokens · n·d): each thread's streams of its pass. */
 void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *restrict h,
                          const T *restrict pre, const T *restrict res,
                          const T *restrict grad_x, const T *restrict grad_mixed,
@@ -183,7 +186,8 @@ void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *rest
                          const T *restrict depth_post, long depth_post_stride,
                          const T *restrict depth_y, T *restrict depth_grad_y,
                          T *restrict depth_grad_post, const T *restrict log, long iters,
-                         T *restrict grad_t, T *restrict out_t, int threads) {
+                         T *restrict grad_t, T *restrict out_t, T *restrict tiles,
+                         int threads) {
     const long width = n * d, span = mix == MIX_LOGITS ? SINKHORN_PASS : PASS;
     const NAME(depth) depth = {depth_post, depth_y, depth_post_stride, depth_grad_y,
                                depth_grad_post};
@@ -192,7 +196,7 @@ void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *rest
         T *acc = partial_w + r0 / BLOCK * c * width;
         for (long e = 0; e < c * width; e++) acc[e] = 0;
         const long r1 = r0 + BLOCK < B ? r0 + BLOCK : B;
-        T tile[has_depth ? span * width : 1];
+        T *tile = has_depth ? tiles + omp_get_thread_num() * span * width : (T *)0;
         for (long t0 = r0; t0 < r1; t0 += span) {
             const long t1 = t0 + span < r1 ? t0 + span : r1;
             const T *hp = NAME(pass_streams)(width, d, 1, t0, t1, h, &depth, has_depth, tile);
@@ -223,7 +227,7 @@ void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *rest
  * row of ones, against each stream's operand [∂out·r | shift]. Out: ∂h, partial_maps
  * (B / PASS, 3n + n² + 4) as dynamic_backward's, partial_w (B / BLOCK, n + 3, d). Scratch:
  * grad_pre (B, n), grad_res (B, n, n), operand (B·n, n + 3), coef (B·n). The previous site's
- * depth backward where `has_depth`, as site_backward's. */
+ * depth backward where `has_depth`, as site_backward's, with tiles (threads, PASS · n·d). */
 void NAME(dynamic_site_backward)(long B, long n, long d, long use_tanh, const T *restrict h,
                                  const T *restrict pre, const T *restrict res,
                                  const T *restrict grad_x, const T *restrict grad_mixed,
@@ -237,7 +241,7 @@ void NAME(dynamic_site_backward)(long B, long n, long d, long use_tanh, const T 
                                  long has_depth, const T *restrict depth_post,
                                  long depth_post_stride, const T *restrict depth_y,
                                  T *restrict depth_grad_y, T *restrict depth_grad_post,
-                                 int threads) {
+                                 T *restrict tiles, int threads) {
     const long nn = n * n, c = n + 3, sums = 3 * n + nn + 4;
     const NAME(depth) depth = {depth_post, depth_y, depth_post_stride, depth_grad_y,
                                depth_grad_post};
@@ -246,7 +250,7 @@ void NAME(dynamic_site_backward)(long B, long n, long d, long use_tanh, const T 
         T *acc = partial_w + r0 / BLOCK * c * d;
         for (long e = 0; e < c * d; e++) acc[e] = 0;
         const long r1 = r0 + BLOCK < B ? r0 + BLOCK : B;
-        T tile[has_depth ? PASS * n * d : 1];
+        T *tile = has_depth ? tiles + omp_get_thread_num() * PASS * n * d : (T *)0;
         for (long t0 = r0; t0 < r1; t0 += PASS) {
             const long t1 = t0 + PASS < r1 ? t0 + PASS : r1;
             const T *hp = NAME(pass_streams)(d, d, n, t0, t1, h, &depth, has_depth, tile);

@@ -34,7 +34,8 @@ from archc.library.hyper_maps import helmert
 if TYPE_CHECKING:  # hyper_connections_modules imports this module (through hyper_fused_site)
     from archc.library.hyper_connections_modules import Connection
 
-__all__ = ["supports", "fuses", "forward", "backward", "site_backward", "SPHERE_STREAMS",
+__all__ = ["supports", "fuses", "forward", "backward", "site_backward", "forwards_whole",
+           "site_forward", "SPHERE_STREAMS",
            "EXPORT_STAND_IN"]
 
 SPHERE_STREAMS = 4
@@ -46,6 +47,19 @@ _BLOCK = 16
 thread count (the blocks' rows are added by one small torch sum); hyper_native_site.c's PASS."""
 _ROWS = 128
 """Tokens per partial sum of W's gradient in `site_backward`: hyper_native_site.c's BLOCK."""
+_SINKHORN_PASS = 32
+"""mhc's tokens per pass of `site_backward`: hyper_native_site.c's SINKHORN_PASS."""
+_FORWARD_TOKENS, _SINKHORN_FORWARD_TOKENS = 6, 128
+"""Tokens per block of `site_forward`, and of mhc's: hyper_native_site_forward.c's TOKENS and
+SINKHORN_TOKENS."""
+
+
+def _tiles(flat: Tensor, tokens: int, depth: Depth | None) -> Tensor:
+    """Each thread's streams of a pass or block of `tokens` tokens, which a kernel handed a
+    depth connection forms there (threads, tokens·n·d); else a one-number stand-in."""
+    if depth is None:
+        return flat.new_zeros(1)
+    return flat.new_empty(torch.get_num_threads(), tokens * flat[0].numel())
 
 EXPORT_STAND_IN = hyper_native.NoNativeKernels  # model.py never calls this module
 
@@ -190,19 +204,20 @@ def site_backward(site: Connection, state: tuple[Any, ...], flat: Tensor, proj: 
         post, y = depth
         depth_grads = (flat.new_empty(batch, d), flat.new_empty(batch, n))
         depth_args = (1, post, hyper_native.token_stride(post, batch), y, *depth_grads)
+    tiles = _tiles(flat, _SINKHORN_PASS if site.mix == "mhc" else _BLOCK, depth)
     if site.mix == "hc":
         found = _dynamic_site_backward(site, state, flat, proj, inv, mean, projected, pre, res,
-                                       upstream, depth_args)
+                                       upstream, depth_args, tiles)
     else:
         found = _manifold_site_backward(site, state, flat, proj, inv, projected, pre, res,
-                                        upstream, depth_args)
+                                        upstream, depth_args, tiles)
     return (*found, depth_grads)
 
 
 def _manifold_site_backward(site: Connection, state: tuple[Any, ...], flat: Tensor,
                             proj: Tensor, inv: Tensor, projected: Tensor, pre: Tensor,
                             res: Tensor, upstream: tuple[Tensor, Tensor, Tensor],
-                            depth_args: tuple[Any, ...]
+                            depth_args: tuple[Any, ...], tiles: Tensor
                             ) -> tuple[Tensor, Tensor, list[Tensor | None]]:
     gates, rest, colscale, gammas, basis, log = state
     (batch, n, d), c = flat.shape, projected.shape[1]
@@ -223,14 +238,14 @@ def _manifold_site_backward(site: Connection, state: tuple[Any, ...], flat: Tens
         count, projected, gates, rest, colscale, float(site._post_scale()), gammas, basis,
         inv.contiguous(), proj.T.contiguous(), grad_h, partial_maps, partial_w,
         new(batch, n), new(batch, n, n), new(batch, count), torch.empty_like(projected),
-        new(batch, 1), *depth_args, *sinkhorn)
+        new(batch, 1), *depth_args, *sinkhorn, tiles)
     return grad_h, partial_w.sum(0).T.contiguous(), _manifold_grads(site, partial_maps, c)
 
 
 def _dynamic_site_backward(site: Connection, state: tuple[Any, ...], flat: Tensor,
                            proj: Tensor, inv: Tensor, mean: Tensor, projected: Tensor,
                            pre: Tensor, res: Tensor, upstream: tuple[Tensor, Tensor, Tensor],
-                           depth_args: tuple[Any, ...]
+                           depth_args: tuple[Any, ...], tiles: Tensor
                            ) -> tuple[Tensor, Tensor, list[Tensor | None]]:
     t, scales = state
     (batch, n, d), c = flat.shape, projected.shape[-1]
@@ -242,10 +257,75 @@ def _dynamic_site_backward(site: Connection, state: tuple[Any, ...], flat: Tenso
                       res, *upstream, t, projected, inv.contiguous(), mean.contiguous(),
                       proj.mean(0).contiguous(), scales, columns, grad_h, partial_maps,
                       partial_w, new(batch, n), new(batch, n, n), new(batch * n, c + 1),
-                      new(batch * n), *depth_args)
+                      new(batch * n), *depth_args, tiles)
     grad = partial_w.sum(0)  # (c + 1, d)
     grad_params, mean_scaled = _dynamic_grads(partial_maps, n, c)
     return grad_h, grad[:-1].T - torch.outer(proj.new_ones(d), mean_scaled), grad_params
+
+
+def forwards_whole(site: Connection) -> bool:
+    """Whether `site_forward` covers this site's forward: every mix `supports` covers. Kept as
+    its own switch: turned off, a site runs the projection's C pass, `forward` and the
+    stream mixing in turn, the reference the one pass is tested and benchmarked against
+    (tests/library/test_hyper_site_native.py, benchmarks/hyper_site_passes.py)."""
+    return supports(site)
+
+
+Forward = tuple[tuple[Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor], tuple[Any, ...],
+                Tensor, Tensor]
+"""`site_forward`'s answer: ((projected, inv, mean), (H_pre, H_res, H_post), the maps'
+state, x, mixed)."""
+
+
+def site_forward(site: Connection, flat: Tensor, proj: Tensor, params: tuple[Tensor, ...],
+                 eps: float, depth: Depth | None = None) -> Forward:
+    """A per-token site's whole forward in one C pass (`hyper_native_site_forward.c`), from
+    streams `flat` (B, n, d) -- or, with `depth` (the previous site's post and y), that
+    site's mixed: ((projected, inv, mean) as `hyper_fused_site._project`'s, (H_pre (B, n),
+    H_res (B, n, n), H_post (B, n)), the maps' state as `forward`'s, x (B, d), mixed
+    (B, n, d)); `eps` is the projection's norm's. The same numbers as the projection's C pass,
+    `forward` and the stream mixing in turn, up to the rounding of tanh, σ and exp (C's
+    here, torch's there)."""
+    batch, n, d = flat.shape
+    if depth is None:
+        stand_in = flat.new_zeros(1)
+        depth_args: tuple[Any, ...] = (0, stand_in, 0, stand_in)
+    else:
+        depth_args = (1, depth[0], hyper_native.token_stride(depth[0], batch), depth[1])
+    new = flat.new_empty
+    pre, res, post = new(batch, n), new(batch, n, n), new(batch, n)
+    x, mixed = new(batch, d), torch.empty_like(flat)
+    weights = proj.detach()
+    if site.mix == "hc":
+        c = n + 2
+        pre0, res0, post0, scales = (p.detach().contiguous() for p in params)
+        projected, t = new(batch, n, c), new(batch, n, c)
+        inv, mean = new(batch, n, 1), new(batch, n, 1)
+        columns = torch.cat((weights.T, weights.new_full((1, d), 1 / d))).contiguous()
+        hyper_native.call("dynamic_site_forward", batch, n, d, int(bool(site.tanh)), flat,
+                          *depth_args, columns, weights.sum(0).contiguous(), eps, pre0, res0,
+                          post0, scales, projected, inv, mean, t, pre, res, post, x, mixed,
+                          _tiles(flat, _FORWARD_TOKENS, depth))
+        return (projected, inv, mean), (pre, res, post), (t, scales), x, mixed
+    c, mix = weights.shape[1], site.mix
+    bias, scales = params[0].detach().contiguous(), params[1]
+    colscale = scales.detach()[site.group].contiguous()
+    stand_in = flat.new_zeros(1)
+    gammas = params[2].detach().contiguous() if mix == "shc" else flat.new_zeros(2)
+    basis = _basis(n, flat.dtype) if mix == "shc" and n > 1 else stand_in
+    perms, count = ((site.perms.flatten(1).contiguous(), site.perms.shape[0])
+                    if mix == "mhc_lite" else (stand_in, 1))
+    projected, gates, inv = new(batch, c), new(batch, c), new(batch, 1)
+    rest = new(batch, c - 2 * n) if mix != "mhc" else flat.new_zeros(1)
+    log, res_t = (new(n, n, batch), new(n * n, batch)) if mix == "mhc" else (stand_in, stand_in)
+    hyper_native.call("manifold_site_forward", batch, n, d, c, _CODES[mix], flat, *depth_args,
+                      weights.T.contiguous(), eps, bias, colscale, float(site._post_scale()),
+                      gammas, basis, perms, count, int(site.iters) if mix == "mhc" else 0,
+                      projected, gates, inv, rest, log, res_t, pre, res, post, x, mixed,
+                      _tiles(flat, _SINKHORN_FORWARD_TOKENS if mix == "mhc" else _FORWARD_TOKENS,
+                             depth))
+    state = (gates, rest, colscale, gammas, basis, log if mix == "mhc" else None)
+    return (projected, inv, inv.new_zeros(())), (pre, res, post), state, x, mixed
 
 
 def _dynamic_forward(site: Connection, projected: Tensor, params: tuple[Tensor, ...]

@@ -6,13 +6,15 @@ runs when."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
 import torch
 
-from archc.library import hyper_native, hyper_site_native
+from archc.library import hyper_fused_site, hyper_native, hyper_site_native
 from archc.library.hyper_connections_modules import Connection, depth_connection
+from archc.library.hyper_fused import mix_streams
 
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 2e-5}
 CASES = [("hc", {"dynamic": True}, n) for n in (1, 2, 3, 4)] + [
@@ -61,7 +63,9 @@ def _assert_same(ours: list[torch.Tensor | None], theirs: list[torch.Tensor | No
                  tolerance: float) -> None:
     for a, b in zip(ours, theirs, strict=True):
         assert (a is None) == (b is None)
-        if a is not None and b is not None:
+        if a is not None and b is not None and b.numel() == 0:  # one-stream sHC's rest
+            assert a.shape == b.shape
+        elif a is not None and b is not None:
             scale = b.abs().max().clamp_min(1.0)
             assert (a - b).abs().max() <= tolerance * scale
 
@@ -105,15 +109,15 @@ def test_training_takes_the_c_maps_and_inference_does_not(monkeypatch: pytest.Mo
     h = torch.randn(2, 3, 4, 8, requires_grad=True)
     x, mixed, post = site(h)
     depth_connection(mixed, post, x).sum().backward()
-    assert called == ["projection_forward", "manifold_forward", "site_backward"]
+    assert called == ["manifold_site_forward", "site_backward"]
     called.clear()
     with torch.no_grad():
         site(h)
     assert called == []
-    mhc = _site("mhc", {}, 4, torch.float32)  # Sinkhorn's forward is a kernel of its own
+    mhc = _site("mhc", {}, 4, torch.float32)  # Sinkhorn's steps inside the one pass too
     x, mixed, post = mhc(h)
     depth_connection(mixed, post, x).sum().backward()
-    assert called == ["projection_forward", "manifold_forward", "site_backward"]
+    assert called == ["manifold_site_forward", "site_backward"]
 
 
 def _unfused(site: Connection, h: torch.Tensor, grad: torch.Tensor
@@ -256,11 +260,12 @@ def _handed(site: Connection, streams: tuple[torch.Tensor, ...], grads: list[tor
 def test_a_site_handed_its_predecessors_depth_equals_the_two_calls(
         mix: str, hp: dict, n: int, d: int, tokens: int, shared_post: bool,
         dtype: torch.dtype) -> None:
-    """`conn(mixed, post, y)` forms the streams in the projection's C pass and again in the
-    mixing's, never storing them, and the depth's backward in the site's backward pass (sHC
-    past four streams: after the three kernels, from streams formed for them): bit for bit
-    `conn(depth_connection(mixed, post, y))`, values and every gradient, for per-token and
-    shared (static hc's) H_post, tails of passes and vectors."""
+    """`conn(mixed, post, y)` forms the streams in its one forward pass (sHC past four streams:
+    in the projection's C pass and again in the mixing's), never storing them, and the depth's
+    backward in the site's backward pass (sHC past four streams: after the three kernels, from
+    streams formed for them): bit for bit `conn(depth_connection(mixed, post, y))`, values and
+    every gradient, for per-token and shared (static hc's) H_post, tails of passes and
+    vectors."""
     site = Connection(mix, n, d, **hp).to(dtype)
     torch.manual_seed(d)
     with torch.no_grad():
@@ -279,8 +284,12 @@ def test_a_site_handed_its_predecessors_depth_equals_the_two_calls(
         patch.setattr(hyper_native, "_kernel",
                       lambda name, like: calls.append(name) or kernel(name, like))
         ours = _handed(site, streams, grads, fused=True)
-    forward = calls[:calls.index("depth_width_forward") + 1]
-    assert forward[0] == "depth_projection_forward" and "depth_forward" not in forward
+    if hyper_site_native.forwards_whole(site):  # the forward in one pass
+        assert calls[0] in ("dynamic_site_forward", "manifold_site_forward")
+        assert "depth_width_forward" not in calls
+    else:  # the projection's pass and the mixing's
+        forward = calls[:calls.index("depth_width_forward") + 1]
+        assert forward[0] == "depth_projection_forward" and "depth_forward" not in forward
     assert ("depth_forward" in calls) == (not hyper_site_native.fuses(site))
     theirs = _handed(site, streams, grads, fused=False)
     assert all(a is not None and b is not None and torch.equal(a, b)
@@ -307,3 +316,100 @@ def test_a_handed_depth_of_other_dtypes_takes_depth_connection() -> None:
     assert x.dtype == torch.float64
     want, _, _ = site(depth_connection(mixed, post, y))
     assert torch.equal(x, want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_c_tanh_is_within_two_roundings_of_torchs(dtype: torch.dtype) -> None:
+    """hyper_native_math.c's tanh, over both of its branches, their seam at 0.625, the
+    saturation and the sign: float32 within 2 ulp of the exact value (torch's own is within
+    1), float64 (libm) torch's within 1e-15."""
+    x = torch.cat((torch.linspace(-12, 12, 200_001), torch.tensor([0.0, -0.0, 0.625, -0.625,
+                   1e-30, -1e-8, 40.0, -100.0, float("inf"), float("-inf")]))).to(dtype)
+    out = _c_tanh(x)
+    exact = torch.tanh(x.double())
+    if dtype == torch.float64:
+        assert (out - exact).abs().max() <= 1e-15
+        return
+    ulp = (torch.nextafter(exact.float(), torch.tensor(float("inf"))) - exact.float()).abs()
+    assert ((out.double() - exact).abs() <= 2 * ulp.double().clamp_min(1e-45)).all()
+    assert torch.equal(torch.signbit(out), torch.signbit(x))  # tanh(-0) = -0
+    assert torch.isnan(_c_tanh(torch.tensor([float("nan")] * 3))).all()
+
+
+def _c_tanh(x: torch.Tensor) -> torch.Tensor:
+    out = torch.empty_like(x)
+    hyper_native.call("tanh_values", x.numel(), x, out)
+    return out
+
+
+def _states(mix: str, state: tuple) -> list[torch.Tensor]:
+    """What the backward reads of the maps' state: t (dynamic hc); gates, rest (not mhc) and
+    mhc's Sinkhorn logits."""
+    if mix == "hc":
+        return [state[0]]
+    gates, rest, _, _, _, log = state
+    return [gates] + ([log] if mix == "mhc" else [rest])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("mix", "hp", "n", "d", "tokens", "handed"), [
+    ("hc", {"dynamic": True}, 4, 64, 301, False), ("hc", {"dynamic": True}, 4, 64, 301, True),
+    ("hc", {"dynamic": True}, 3, 21, 17, True), ("hc", {"dynamic": True}, 1, 16, 5, False),
+    ("mhc", {"iters": 7}, 4, 64, 301, True), ("mhc", {"iters": 3}, 2, 21, 17, False),
+    ("mhc_lite", {}, 4, 40, 129, True), ("mhc_lite", {}, 3, 21, 5, False),
+    ("kromhc", {}, 4, 64, 301, True), ("kromhc", {}, 8, 16, 13, False),
+    ("shc", {}, 4, 64, 301, True), ("shc", {}, 3, 21, 17, False), ("shc", {}, 1, 8, 7, True)])
+def test_a_sites_one_pass_forward_equals_its_separate_kernels(
+        mix: str, hp: dict, n: int, d: int, tokens: int, handed: bool,
+        dtype: torch.dtype) -> None:
+    """`site_forward` (hyper_native_site_forward.c): the projection, its norm, the maps and the
+    mixing of every block of tokens in one pass equal the projection's C pass, the torch norm
+    and transcendental functions, the maps' kernels and the stream mixing in turn (up to the
+    rounding of tanh, σ and exp in float32), for tail blocks, widths no vector divides, and
+    streams formed from a handed depth connection; 1 and 2 threads give the same bits."""
+    site = Connection(mix, n, d, **hp).to(dtype)
+    torch.manual_seed(n + d)
+    with torch.no_grad():
+        for p in site.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    gen = torch.Generator().manual_seed(tokens)
+    flat = torch.randn(tokens, n, d, generator=gen).to(dtype)
+    depth = ((torch.randn(tokens, n, generator=gen).to(dtype),
+              torch.randn(tokens, d, generator=gen).to(dtype)) if handed else None)
+    params = tuple(p.detach() for p in site._map_params())
+    kind = "layer" if mix == "hc" else "rms"
+    eps, proj = hyper_fused_site.PROJECTIONS[kind], site.proj.detach()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = hyper_site_native.site_forward(site, flat, proj, params, eps, depth)
+        torch.set_num_threads(2)
+        two = hyper_site_native.site_forward(site, flat, proj, params, eps, depth)
+    finally:
+        torch.set_num_threads(threads)
+    ours = [*two[0][:2], *two[1], *_states(mix, two[2]), two[3], two[4]]
+    assert all(torch.equal(a, b) for a, b in zip(
+        [*one[0][:2], *one[1], *_states(mix, one[2]), one[3], one[4]], ours, strict=True))
+    streams = flat if depth is None else flat + depth[0][..., None] * depth[1][:, None]
+    projected, inv, _ = hyper_fused_site._project(kind, streams, proj)
+    pre, res, post, state = hyper_site_native.forward(site, projected, params)
+    x, mixed, _, _ = mix_streams(streams, pre, res, native=True)
+    theirs = [projected, inv, pre, res.view(tokens, n, n), post, *_states(mix, state),
+              x.view(tokens, d), mixed]
+    _assert_same(ours, theirs, TOLERANCE[dtype] / 10)
+
+
+def test_the_python_side_sizes_the_kernels_blocks_as_the_c_side_defines_them() -> None:
+    """hyper_site_native allocates each thread's tile (a block's streams) by the C kernels'
+    block sizes: a mismatch would let a kernel write past its tile."""
+    defines = {}
+    for name in ("hyper_native_site.c", "hyper_native_site_forward.c"):
+        text = (hyper_native.SOURCES[0].parent / name).read_text()
+        defines.update({f"{name}:{k}": int(v)
+                        for k, v in re.findall(r"#define (\w+) (\d+)", text)})
+    assert defines["hyper_native_site.c:PASS"] == hyper_site_native._BLOCK
+    assert defines["hyper_native_site.c:BLOCK"] == hyper_site_native._ROWS
+    assert defines["hyper_native_site.c:SINKHORN_PASS"] == hyper_site_native._SINKHORN_PASS
+    assert defines["hyper_native_site_forward.c:TOKENS"] == hyper_site_native._FORWARD_TOKENS
+    assert (defines["hyper_native_site_forward.c:SINKHORN_TOKENS"]
+            == hyper_site_native._SINKHORN_FORWARD_TOKENS)
