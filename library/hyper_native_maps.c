@@ -17,10 +17,12 @@
  *   takes H_res's logits' gradient directly.
  * - dynamic hc: t = tanh(projected) per stream, H_pre = pre + s_α·t[·, 0], H_post = post +
  *   s_β·t[·, 1], H_res[i, j] = res[i, j] + s_α·t[j, 2 + i].
- * The transcendental values come in from torch (`gates`, the logits' sigmoids; `rest`, what
- * H_res takes of its logits: mhc_lite's softmax, each KromHC pair's softmax, sHC's tanhs;
- * dynamic hc's t), whose vectorised exp and tanh are several times faster than scalar libm
- * calls per token; every backward needs only them. A block's sums stay in a local row until
+ * On the three-call path the transcendental values come in from torch (`gates`, the logits'
+ * sigmoids; `rest`, what H_res takes of its logits: mhc_lite's softmax, each KromHC pair's
+ * softmax, sHC's tanhs; dynamic hc's t), whose vectorised exp and tanh are several times faster
+ * than scalar libm calls per token; the one-pass forward (hyper_native_site_forward.c) computes
+ * them itself with hyper_native_math.c's vectorised functions and calls the token bodies here.
+ * Every backward needs only those values. A block's sums stay in a local row until
  * the block is done (neighbouring rows of `partial` share cache lines).
  *
  * The file includes itself once per dtype (T, S), so each kernel is written once.

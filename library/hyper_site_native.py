@@ -4,10 +4,16 @@ exact way back (`hyper_native_maps.c`), for `hyper_fused_site`.
 Why: the maps act on a few dozen numbers per token, and as torch ops each is a pass over
 (B, c) numbers plus its autograd node — dozens of ops forward and backward (sHC's rotations,
 KromHC's factors, dynamic hc's per-stream layer norm), which cost as much as the stream mixing
-itself (benchmarks/RESULTS.md). Here the forward is one call per site, and the backward is one
-call that also forms the projection's backward operands (∂projected·r and the norm's
-coefficient), so `hyper_fused_site` goes straight to its GEMMs. mHC's Sinkhorn keeps its own
-kernel (`hyper_native.sinkhorn_forward`), between the two calls.
+itself (benchmarks/RESULTS.md). `site_forward` runs the site's whole forward in one C pass
+(`hyper_native_site_forward.c`): per block of tokens the projection's products and norm, the
+maps with their transcendentals (vectorised in `hyper_native_math.c`; mhc's Sinkhorn along the
+block's tokens) and the stream mixing, the streams read once — handed the predecessor's depth
+connection, formed in cache and never stored. `forward` is the three-call path kept for where
+that pass is not built (shc beyond four streams is not covered at all): the maps in one call,
+torch supplying their sigmoids, softmaxes and tanhs, and mHC's Sinkhorn in its own kernel
+(`hyper_native.sinkhorn_forward`). `backward` is one call that also forms the projection's
+backward operands (∂projected·r and the norm's coefficient), so `hyper_fused_site` goes
+straight to its GEMMs.
 
 `site_backward` goes further: the site's whole backward — the stream mixing's, the maps'
 (mhc: and Sinkhorn's) and the projection's — in one C pass, 16 tokens at a time (mhc: 32)
