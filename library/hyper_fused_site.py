@@ -312,10 +312,12 @@ def _project_backward_native(kind: str, grad_h: Tensor, operands: tuple[Tensor, 
         rows, columns = flat.view(batch * n, d), torch.cat((proj.T, proj.new_ones(1, d)))
     count, width = rows.shape
     c = columns.shape[0]
-    partial = rows.new_empty(-(-count // _BLOCK), c, width)
-    hyper_native.call("projection_backward", count, width, c, rows, scaled.contiguous(),
+    columns = hyper_native.padded_rows(columns)  # rows an odd number of cache lines apart
+    stride = columns.shape[1]
+    partial = rows.new_empty(-(-count // _BLOCK), c, stride)
+    hyper_native.call("projection_backward", count, width, stride, c, rows, scaled.contiguous(),
                       coef.contiguous(), columns, grad_h, _BLOCK, partial)
-    grad = partial.sum(0)  # (c, width): hᵀ·scaled, transposed
+    grad = partial.sum(0)[:, :width]  # (c, width): hᵀ·scaled, transposed
     if kind == "rms":
         return grad.T.contiguous()
     return grad[:-1].T - torch.outer(proj.new_ones(d), mean_scaled)

@@ -50,7 +50,7 @@ from torch import Tensor, nn
 __all__ = ["recording", "usable", "status", "width_forward", "depth_width_forward",
            "width_backward", "depth_forward",
            "depth_backward", "sinkhorn_forward", "sinkhorn_backward", "sinkhorn_fits",
-           "SINKHORN_STEPS", "call", "token_stride",
+           "SINKHORN_STEPS", "call", "token_stride", "row_stride", "padded_rows",
            "SOURCES", "ENV", "NoNativeKernels", "EXPORT_STAND_IN"]
 
 SOURCES = tuple(Path(__file__).with_name(name)
@@ -61,8 +61,8 @@ SOURCES = tuple(Path(__file__).with_name(name)
 fused with the next width connection (`hyper_fused.depth_width`), the per-token maps of the
 dynamic mixes (called by `hyper_site_native`), their projection, forward and backward
 (called by `hyper_fused_site`), a per-token site's whole backward in one pass
-(`hyper_site_native.site_backward`), dynamic hc's whole forward in one pass
-(`hyper_site_native.site_forward`) and the vectorised tanh it takes."""
+(`hyper_site_native.site_backward`), its whole forward in one pass
+(`hyper_site_native.site_forward`) and the vectorised tanh, sigmoid and exp that takes."""
 ENV = "ARCHC_NATIVE"
 """Set to 0 to keep torch's bmm path."""
 
@@ -221,6 +221,27 @@ def token_stride(weights: Tensor, batch: int) -> int:
     """Numbers between two tokens' weights (P, …): 0 for one shared copy, else a token's count."""
     assert weights.shape[0] in (1, batch), "weights are shared or one set per token"
     return weights[0].numel() if weights.shape[0] > 1 else 0
+
+
+def row_stride(width: int, dtype: torch.dtype) -> int:
+    """The row stride (numbers) of a matrix whose rows a kernel walks down side by side at one
+    column (the projection's backward: Wᵀ and its gradient's accumulator, c rows each): the
+    width rounded up to an odd number of 64-byte cache lines. Why: rows a power-of-two number
+    of lines apart (a width of 1,024 floats is 64 lines) all fall in one set of an 8-way
+    cache and evict each other; an odd number of lines spreads any 64 consecutive rows over
+    distinct sets."""
+    per_line = 64 // torch.empty((), dtype=dtype).element_size()
+    lines = -(-width // per_line)
+    return (lines | 1) * per_line
+
+
+def padded_rows(matrix: Tensor) -> Tensor:
+    """`matrix` (rows, width) copied into a contiguous (rows, `row_stride`) buffer, the columns
+    past the width zero."""
+    rows, width = matrix.shape
+    out = matrix.new_zeros(rows, row_stride(width, matrix.dtype))
+    out[:, :width] = matrix
+    return out
 
 
 def _threads() -> ctypes.c_int:

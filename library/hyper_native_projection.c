@@ -10,8 +10,11 @@
  * where torch makes three passes (addmm_ and addcmul_ into ∂h, a GEMM for ∂W). Tokens go in
  * groups of GROUP, so each group reads Wᵀ (c, width) and the ∂W accumulator once from L2
  * while the group's rows stay in registers, chunk by chunk of the width. ∂W is summed per
- * fixed block of `block` rows into partial (blocks, c, width), which the caller adds: the same
- * numbers for any thread count.
+ * fixed block of `block` rows into partial (blocks, c, stride), which the caller adds: the same
+ * numbers for any thread count. Wᵀ's rows and the accumulator's are `stride` apart
+ * (hyper_native.row_stride: an odd number of cache lines), so the c rows the group walks
+ * down fall in different cache sets: at a width of 1,024 floats, 4 KB apart, all c would map
+ * to one set of L1 and L2 and evict each other (measured: the pass 15-35% faster padded).
  *
  * Built with hyper_native.c (hyper_native.py); GCC/Clang vector extensions (lowered to the
  * machine's SIMD by -march=native). The file includes itself once per dtype (T, S).
@@ -43,10 +46,10 @@ typedef T NAME(vec) __attribute__((vector_size(VBYTES), aligned(sizeof(T)), may_
 #define LANES ((long)(VBYTES / sizeof(T)))
 
 /* Rows [r0, r0 + g) of the group, g ≤ GROUP, columns [e0, e1) (whole vectors). */
-static inline __attribute__((always_inline)) void NAME(group_vectors)(long width, long c, long r0, long g, long e0, long e1,
-                                const T *restrict h, const T *restrict scaled,
-                                const T *restrict coef, const T *restrict wt,
-                                T *restrict grad_h, T *restrict acc) {
+static inline __attribute__((always_inline)) void NAME(group_vectors)(
+    long width, long stride, long c, long r0, long g, long e0, long e1, const T *restrict h,
+    const T *restrict scaled, const T *restrict coef, const T *restrict wt, T *restrict grad_h,
+    T *restrict acc) {
     typedef NAME(vec) V;
     for (long e = e0; e < e1; e += LANES) {
         V hv[GROUP], gv[GROUP];
@@ -55,21 +58,21 @@ static inline __attribute__((always_inline)) void NAME(group_vectors)(long width
             gv[t] = *(V *)(grad_h + (r0 + t) * width + e) + coef[r0 + t] * hv[t];
         }
         for (long k = 0; k < c; k++) {
-            const V w = *(const V *)(wt + k * width + e);
-            V a = *(V *)(acc + k * width + e);
+            const V w = *(const V *)(wt + k * stride + e);
+            V a = *(V *)(acc + k * stride + e);
             for (long t = 0; t < g; t++) {
                 const T s = scaled[(r0 + t) * c + k];
                 gv[t] += s * w;
                 a += s * hv[t];
             }
-            *(V *)(acc + k * width + e) = a;
+            *(V *)(acc + k * stride + e) = a;
         }
         for (long t = 0; t < g; t++) *(V *)(grad_h + (r0 + t) * width + e) = gv[t];
     }
 }
 
 /* The same for the columns [e0, width) past the last whole vector, one number at a time. */
-static void NAME(group_tail)(long width, long c, long r0, long g, long e0,
+static void NAME(group_tail)(long width, long stride, long c, long r0, long g, long e0,
                              const T *restrict h, const T *restrict scaled,
                              const T *restrict coef, const T *restrict wt, T *restrict grad_h,
                              T *restrict acc) {
@@ -78,8 +81,8 @@ static void NAME(group_tail)(long width, long c, long r0, long g, long e0,
         for (long e = e0; e < width; e++) {
             T gh = grad_h[r * width + e] + coef[r] * h[r * width + e];
             for (long k = 0; k < c; k++) {
-                gh += scaled[r * c + k] * wt[k * width + e];
-                acc[k * width + e] += scaled[r * c + k] * h[r * width + e];
+                gh += scaled[r * c + k] * wt[k * stride + e];
+                acc[k * stride + e] += scaled[r * c + k] * h[r * width + e];
             }
             grad_h[r * width + e] = gh;
         }
@@ -88,30 +91,32 @@ static void NAME(group_tail)(long width, long c, long r0, long g, long e0,
 
 /* Rows [r0, r1) of the backward, ∂W's part added into acc (c, width): in the calling thread
  * (also called by hyper_native_site.c, block by block of a whole site's backward). */
-void NAME(projection_rows)(long width, long c, long r0, long r1, const T *restrict h,
-                           const T *restrict scaled, const T *restrict coef,
+void NAME(projection_rows)(long width, long stride, long c, long r0, long r1,
+                           const T *restrict h, const T *restrict scaled, const T *restrict coef,
                            const T *restrict wt, T *restrict grad_h, T *restrict acc) {
     const long whole = width / LANES * LANES;
     for (long g0 = r0; g0 < r1; g0 += GROUP) {
         const long g = r1 - g0 < GROUP ? r1 - g0 : GROUP;
         if (g == GROUP) /* a constant group: its rows stay in registers */
-            NAME(group_vectors)(width, c, g0, GROUP, 0, whole, h, scaled, coef, wt, grad_h, acc);
+            NAME(group_vectors)(width, stride, c, g0, GROUP, 0, whole, h, scaled, coef, wt,
+                                grad_h, acc);
         else
-            NAME(group_vectors)(width, c, g0, g, 0, whole, h, scaled, coef, wt, grad_h, acc);
-        NAME(group_tail)(width, c, g0, g, whole, h, scaled, coef, wt, grad_h, acc);
+            NAME(group_vectors)(width, stride, c, g0, g, 0, whole, h, scaled, coef, wt, grad_h,
+                                acc);
+        NAME(group_tail)(width, stride, c, g0, g, whole, h, scaled, coef, wt, grad_h, acc);
     }
 }
 
-void NAME(projection_backward)(long R, long width, long c, const T *restrict h,
+void NAME(projection_backward)(long R, long width, long stride, long c, const T *restrict h,
                                const T *restrict scaled, const T *restrict coef,
                                const T *restrict wt, T *restrict grad_h, long block,
                                T *restrict partial, int threads) {
     _Pragma("omp parallel for schedule(static) num_threads(threads)")
     for (long r0 = 0; r0 < R; r0 += block) {
-        T *acc = partial + r0 / block * c * width;
-        for (long e = 0; e < c * width; e++) acc[e] = 0;
-        NAME(projection_rows)(width, c, r0, r0 + block < R ? r0 + block : R, h, scaled, coef,
-                              wt, grad_h, acc);
+        T *acc = partial + r0 / block * c * stride;
+        for (long e = 0; e < c * stride; e++) acc[e] = 0;
+        NAME(projection_rows)(width, stride, c, r0, r0 + block < R ? r0 + block : R, h, scaled,
+                              coef, wt, grad_h, acc);
     }
 }
 

@@ -77,8 +77,8 @@ void NAME(dynamic_backward_block)(long b0, long b1, long n, long d, long use_tan
                                   const T *restrict grad_pre, const T *restrict grad_res,
                                   const T *restrict grad_post, T *restrict operand,
                                   T *restrict coef, T *restrict out);
-void NAME(projection_rows)(long width, long c, long r0, long r1, const T *restrict h,
-                           const T *restrict scaled, const T *restrict coef,
+void NAME(projection_rows)(long width, long stride, long c, long r0, long r1,
+                           const T *restrict h, const T *restrict scaled, const T *restrict coef,
                            const T *restrict wt, T *restrict grad_h, T *restrict acc);
 void NAME(depth_rows)(long width, long d, long per_token, long r0, long rt,
                       const T *restrict mixed, const T *restrict post, long post_stride,
@@ -164,8 +164,9 @@ static void NAME(sinkhorn_gradient)(long B, long n, long iters, long t0, long t1
 
 /* Streams h (B, n, d), per-token H_pre (B, n) and H_res (B, n, n), upstream ∂x (B, d),
  * ∂mixed (B, n, d) and ∂H_post (B, n); the maps' forward state as manifold_backward takes it;
- * mhc_lite's perms (count, n²); Wᵀ (c, n·d). Out: ∂h (B, n, d), partial_maps (B / PASS,
- * 2c + 2) as manifold_backward's, partial_w (B / BLOCK, c, n·d) as projection_backward's.
+ * mhc_lite's perms (count, n²); Wᵀ (c, n·d) with rows `stride` apart. Out: ∂h (B, n, d),
+ * partial_maps (B / PASS, 2c + 2) as manifold_backward's, partial_w (B / BLOCK, c, stride) as
+ * projection_backward's.
  * Scratch: grad_pre (B, n), grad_res (B, n, n), grad_q (B, count), scaled (B, c), coef (B).
  * Where `has_depth`, the previous site's depth backward too (depth_backward_rows), from
  * depth_post and depth_y, into depth_grad_y and depth_grad_post. mhc (mix MIX_LOGITS): its
@@ -179,7 +180,8 @@ void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *rest
                          const T *restrict projected, const T *restrict gates,
                          const T *restrict rest, const T *restrict colscale, T post_scale,
                          const T *restrict gammas, const T *restrict basis,
-                         const T *restrict inv, const T *restrict wt, T *restrict grad_h,
+                         const T *restrict inv, const T *restrict wt, long stride,
+                         T *restrict grad_h,
                          T *restrict partial_maps, T *restrict partial_w,
                          T *restrict grad_pre, T *restrict grad_res, T *restrict grad_q,
                          T *restrict scaled, T *restrict coef, long has_depth,
@@ -193,8 +195,8 @@ void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *rest
                                depth_grad_post};
     _Pragma("omp parallel for schedule(static) num_threads(threads)")
     for (long r0 = 0; r0 < B; r0 += BLOCK) {
-        T *acc = partial_w + r0 / BLOCK * c * width;
-        for (long e = 0; e < c * width; e++) acc[e] = 0;
+        T *acc = partial_w + r0 / BLOCK * c * stride;
+        for (long e = 0; e < c * stride; e++) acc[e] = 0;
         const long r1 = r0 + BLOCK < B ? r0 + BLOCK : B;
         T *tile = has_depth ? tiles + omp_get_thread_num() * span * width : (T *)0;
         for (long t0 = r0; t0 < r1; t0 += span) {
@@ -215,8 +217,8 @@ void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *rest
                                               mix <= MIX_PERMUTATIONS ? grad_q : grad_res,
                                               scaled, coef,
                                               partial_maps + s0 / PASS * (2 * c + 2));
-            NAME(projection_rows)(width, c, 0, t1 - t0, hp, scaled + t0 * c, coef + t0, wt,
-                                  ghp, acc);
+            NAME(projection_rows)(width, stride, c, 0, t1 - t0, hp, scaled + t0 * c, coef + t0,
+                                  wt, ghp, acc);
             if (has_depth) NAME(depth_backward_rows)(n, d, t0, t1, ghp, &depth);
         }
     }
@@ -224,8 +226,9 @@ void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *rest
 
 /* Dynamic hc's: its maps' state t (B, n, n + 2) and the projection's (projected, inv, mean,
  * proj_mean = mean_d(W), scales) as dynamic_backward takes them; columns (n + 3, d), Wᵀ with a
- * row of ones, against each stream's operand [∂out·r | shift]. Out: ∂h, partial_maps
- * (B / PASS, 3n + n² + 4) as dynamic_backward's, partial_w (B / BLOCK, n + 3, d). Scratch:
+ * row of ones, rows `stride` apart, against each stream's operand [∂out·r | shift]. Out: ∂h,
+ * partial_maps (B / PASS, 3n + n² + 4) as dynamic_backward's, partial_w (B / BLOCK, n + 3,
+ * stride). Scratch:
  * grad_pre (B, n), grad_res (B, n, n), operand (B·n, n + 3), coef (B·n). The previous site's
  * depth backward where `has_depth`, as site_backward's, with tiles (threads, PASS · n·d). */
 void NAME(dynamic_site_backward)(long B, long n, long d, long use_tanh, const T *restrict h,
@@ -235,7 +238,7 @@ void NAME(dynamic_site_backward)(long B, long n, long d, long use_tanh, const T 
                                  const T *restrict projected, const T *restrict inv,
                                  const T *restrict mean, const T *restrict proj_mean,
                                  const T *restrict scales, const T *restrict columns,
-                                 T *restrict grad_h, T *restrict partial_maps,
+                                 long stride, T *restrict grad_h, T *restrict partial_maps,
                                  T *restrict partial_w, T *restrict grad_pre,
                                  T *restrict grad_res, T *restrict operand, T *restrict coef,
                                  long has_depth, const T *restrict depth_post,
@@ -247,8 +250,8 @@ void NAME(dynamic_site_backward)(long B, long n, long d, long use_tanh, const T 
                                depth_grad_post};
     _Pragma("omp parallel for schedule(static) num_threads(threads)")
     for (long r0 = 0; r0 < B; r0 += BLOCK) {
-        T *acc = partial_w + r0 / BLOCK * c * d;
-        for (long e = 0; e < c * d; e++) acc[e] = 0;
+        T *acc = partial_w + r0 / BLOCK * c * stride;
+        for (long e = 0; e < c * stride; e++) acc[e] = 0;
         const long r1 = r0 + BLOCK < B ? r0 + BLOCK : B;
         T *tile = has_depth ? tiles + omp_get_thread_num() * PASS * n * d : (T *)0;
         for (long t0 = r0; t0 < r1; t0 += PASS) {
@@ -260,7 +263,7 @@ void NAME(dynamic_site_backward)(long B, long n, long d, long use_tanh, const T 
             NAME(dynamic_backward_block)(t0, t1, n, d, use_tanh, t, projected, inv, mean,
                                          proj_mean, scales, grad_pre, grad_res, grad_post,
                                          operand, coef, partial_maps + t0 / PASS * sums);
-            NAME(projection_rows)(d, c, 0, (t1 - t0) * n, hp, operand + t0 * n * c,
+            NAME(projection_rows)(d, stride, c, 0, (t1 - t0) * n, hp, operand + t0 * n * c,
                                   coef + t0 * n, columns, ghp, acc);
             if (has_depth) NAME(depth_backward_rows)(n, d, t0, t1, ghp, &depth);
         }

@@ -237,15 +237,17 @@ def _manifold_site_backward(site: Connection, state: tuple[Any, ...], flat: Tens
     if site.mix == "mhc":  # its logits' gradient (B, n²) takes grad_q's place
         count = n * n
         sinkhorn = (log, int(site.iters), new(n * n, batch), new(n * n, batch))
+    wt = hyper_native.padded_rows(proj.T)  # Wᵀ, rows an odd number of cache lines apart
     partial_maps = new(-(-batch // _BLOCK), 2 * c + 2)
-    partial_w = new(-(-batch // _ROWS), c, n * d)
+    partial_w = new(-(-batch // _ROWS), c, wt.shape[1])
     hyper_native.call(
         "site_backward", batch, n, d, c, _CODES[site.mix], flat, pre, res, *upstream, perms,
         count, projected, gates, rest, colscale, float(site._post_scale()), gammas, basis,
-        inv.contiguous(), proj.T.contiguous(), grad_h, partial_maps, partial_w,
+        inv.contiguous(), wt, wt.shape[1], grad_h, partial_maps, partial_w,
         new(batch, n), new(batch, n, n), new(batch, count), torch.empty_like(projected),
         new(batch, 1), *depth_args, *sinkhorn, tiles)
-    return grad_h, partial_w.sum(0).T.contiguous(), _manifold_grads(site, partial_maps, c)
+    grad_w = partial_w.sum(0)[:, :n * d].T.contiguous()
+    return grad_h, grad_w, _manifold_grads(site, partial_maps, c)
 
 
 def _dynamic_site_backward(site: Connection, state: tuple[Any, ...], flat: Tensor,
@@ -257,14 +259,15 @@ def _dynamic_site_backward(site: Connection, state: tuple[Any, ...], flat: Tenso
     (batch, n, d), c = flat.shape, projected.shape[-1]
     new, grad_h = flat.new_empty, torch.empty_like(flat)
     partial_maps = new(-(-batch // _BLOCK), 2 * n + n * n + 2 + c)
-    partial_w = new(-(-batch // _ROWS), c + 1, d)
-    columns = torch.cat((proj.T, proj.new_ones(1, d)))  # Wᵀ and the shift's row of ones
+    # Wᵀ and the shift's row of ones, rows an odd number of cache lines apart
+    columns = hyper_native.padded_rows(torch.cat((proj.T, proj.new_ones(1, d))))
+    partial_w = new(-(-batch // _ROWS), c + 1, columns.shape[1])
     hyper_native.call("dynamic_site_backward", batch, n, d, int(bool(site.tanh)), flat, pre,
                       res, *upstream, t, projected, inv.contiguous(), mean.contiguous(),
-                      proj.mean(0).contiguous(), scales, columns, grad_h, partial_maps,
-                      partial_w, new(batch, n), new(batch, n, n), new(batch * n, c + 1),
-                      new(batch * n), *depth_args, tiles)
-    grad = partial_w.sum(0)  # (c + 1, d)
+                      proj.mean(0).contiguous(), scales, columns, columns.shape[1], grad_h,
+                      partial_maps, partial_w, new(batch, n), new(batch, n, n),
+                      new(batch * n, c + 1), new(batch * n), *depth_args, tiles)
+    grad = partial_w.sum(0)[:, :d]  # (c + 1, d)
     grad_params, mean_scaled = _dynamic_grads(partial_maps, n, c)
     return grad_h, grad[:-1].T - torch.outer(proj.new_ones(d), mean_scaled), grad_params
 

@@ -194,14 +194,16 @@ def test_gradients_do_not_depend_on_the_thread_count(mix: str) -> None:
         assert a is not None and b is not None and torch.equal(a, b)
 
 
+@pytest.mark.parametrize("padded", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("rows", "width", "c"), [(300, 1024, 24), (37, 21, 5), (8, 16, 1),
                                                   (129, 40, 7)])
 def test_projection_backward_pass_equals_its_torch_ops(rows: int, width: int, c: int,
-                                                       dtype: torch.dtype) -> None:
+                                                       dtype: torch.dtype, padded: bool) -> None:
     """∂h += scaled·Wᵀ + coef ⊙ h and ∂W = hᵀ·scaled in one C pass (hyper_native_projection.c)
     against addmm_, addcmul_ and a matmul: whole vectors, a tail past them (21, 40 columns),
-    partial groups and blocks of rows."""
+    partial groups and blocks of rows; Wᵀ and the accumulator with rows `width` apart and
+    `row_stride` apart (the padding columns of the accumulator never leak into ∂W's)."""
     gen = torch.Generator().manual_seed(rows + width + c)
     h, grad_h = (torch.randn(rows, width, generator=gen, dtype=dtype) for _ in range(2))
     scaled = torch.randn(rows, c, generator=gen, dtype=dtype)
@@ -210,13 +212,31 @@ def test_projection_backward_pass_equals_its_torch_ops(rows: int, width: int, c:
     want_h = grad_h.clone().addmm_(scaled, weight.T).addcmul_(coef, h)
     want_w = h.T @ scaled
     block = 128
-    partial = h.new_empty(-(-rows // block), c, width)
-    hyper_native.call("projection_backward", rows, width, c, h, scaled, coef,
-                      weight.T.contiguous(), grad_h, block, partial)
+    wt = hyper_native.padded_rows(weight.T) if padded else weight.T.contiguous()
+    stride = wt.shape[1]
+    partial = h.new_full((-(-rows // block), c, stride), float("nan"))
+    hyper_native.call("projection_backward", rows, width, stride, c, h, scaled, coef, wt,
+                      grad_h, block, partial)
     tolerance = TOLERANCE[dtype]
     torch.testing.assert_close(grad_h, want_h, rtol=tolerance, atol=tolerance * width ** 0.5)
-    torch.testing.assert_close(partial.sum(0).T, want_w, rtol=tolerance,
+    torch.testing.assert_close(partial.sum(0)[:, :width].T, want_w, rtol=tolerance,
                                atol=tolerance * rows ** 0.5)
+
+
+@pytest.mark.parametrize(("width", "dtype", "stride"),
+                         [(1024, torch.float32, 1040), (256, torch.float32, 272),
+                          (1024, torch.float64, 1032), (21, torch.float32, 48),
+                          (40, torch.float64, 40), (1, torch.float64, 8)])
+def test_row_stride_is_an_odd_number_of_cache_lines(width: int, dtype: torch.dtype,
+                                                    stride: int) -> None:
+    """The padded row stride: the width rounded up to whole 64-byte lines, then to an odd
+    count of them (1,024 floats are 64 lines: one more), so consecutive rows fall in distinct
+    cache sets; and padded_rows copies the matrix into it with zero columns past the width."""
+    assert hyper_native.row_stride(width, dtype) == stride
+    matrix = torch.randn(3, width, dtype=dtype)
+    padded = hyper_native.padded_rows(matrix)
+    assert padded.shape == (3, stride) and padded.is_contiguous()
+    assert torch.equal(padded[:, :width], matrix) and not padded[:, width:].any()
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
