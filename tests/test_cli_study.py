@@ -124,7 +124,8 @@ def wait_for_a_running_trial(url: str, process: subprocess.Popen[str], trials: i
                 and len(states) <= trials - 2):
             return
         time.sleep(0.05)
-    raise AssertionError("the search never had a running trial after a complete one")
+    raise AssertionError("the search never had a running trial after a complete one "
+                         "with more trials still to come")
 
 
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
@@ -134,8 +135,9 @@ def test_a_stopped_search_loses_nothing_and_resumes(tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tiny.arch").write_text(DISTINCT)
     url = f"sqlite:///{tmp_path / 'archc.db'}"
-    process = search_process(tmp_path, trials=12)
-    wait_for_a_running_trial(url, process, trials=12)
+    trials = 12
+    process = search_process(tmp_path, trials)
+    wait_for_a_running_trial(url, process, trials)
     process.send_signal(stop)
     out, _ = process.communicate(timeout=60)
     before = optuna.load_study(study_name="tiny", storage=url).trials
