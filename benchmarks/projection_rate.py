@@ -7,9 +7,13 @@ The per-token mixes (dynamic hc, mhc, mhc_lite, kromhc, shc) project each token'
 vec h (n·d = 1,024 numbers), onto c logits: 3·c·n·d multiply-adds per token and site (the
 forward, ∂h and ∂W), on top of everything static hc does. The script times, at 2,048 tokens:
 
-1. the machine's GEMM rate: torch.mm of two 2,048 × 2,048 float32 matrices (MKL near its best);
-2. per mix, with its own c: the forward GEMM by torch (`vec h · W`), and the backward by
-   archc's C pass (`hyper_native_projection.c`: ∂h += ∂out·Wᵀ + coef·h and ∂W = hᵀ·∂out);
+1. the machine's GEMM rate: torch.mm of two 2,048 × 2,048 float32 matrices (MKL near its best
+   on Intel; on the AMD EPYC of RESULTS.md's ninth pass it reaches about half the FMA peak,
+   so there the shares below read high);
+2. per mix, with its own c: the forward GEMM by torch (`vec h · W`), the forward by archc's C
+   pass (`hyper_native_projection.c`: h·W with Σh² for the norm, W packed on each call, as
+   the site calls it) and the backward by the C pass (∂h += ∂out·Wᵀ + coef·h and
+   ∂W = hᵀ·∂out);
 3. the plain-residual 12-layer network's forward + backward (benchmarks/hyper_transformer.py),
 
 and prints each projection's rate and share of (1), and its cost over the network's 24 sites
@@ -54,8 +58,9 @@ def gemm_rate(repeats: int) -> float:
     return 2048 ** 3 / median_seconds(lambda: a @ b, repeats)
 
 
-def projection_times(site: Connection, repeats: int) -> tuple[int, float, float]:
-    """(c, forward seconds, backward seconds) of the site's projection at TOKENS tokens."""
+def projection_times(site: Connection, repeats: int) -> tuple[int, float, float, float]:
+    """(c, torch forward, C forward, C backward seconds) of the site's projection at TOKENS
+    tokens."""
     generator = torch.Generator().manual_seed(1)
     proj = site.proj.detach()
     c = proj.shape[1]
@@ -65,9 +70,10 @@ def projection_times(site: Connection, repeats: int) -> tuple[int, float, float]
     coef = torch.randn(TOKENS, 1, generator=generator)
     grad_h = torch.randn(TOKENS, N, D, generator=generator)
     forward = median_seconds(lambda: rows @ proj, repeats)
+    native = median_seconds(lambda: hyper_fused_site._products_native(rows, proj), repeats)
     backward = median_seconds(lambda: hyper_fused_site._project_backward(
         "rms", grad_h, (scaled, coef), flat, proj), repeats)
-    return c, forward, backward
+    return c, forward, native, backward
 
 
 def main() -> None:
@@ -76,6 +82,8 @@ def main() -> None:
     parser.add_argument("--threads", type=positive, default=2)
     args, heap = parse_with_heap(parser)
     torch.set_num_threads(args.threads)
+    if not hyper_native.usable(torch.zeros(())):
+        raise SystemExit(f"projection_rate times archc's C passes: {hyper_native.status()}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{platform.processor() or platform.machine()}; {TOKENS} tokens, n={N}, d={D}; "
           f"native kernels: {hyper_native.status()}; {heap}\n")
@@ -83,19 +91,20 @@ def main() -> None:
     plain = median_seconds(step_timer(network(None, 256), 8, 256), max(3, args.repeats // 3))
     print(f"GEMM rate (2,048³ float32 torch.mm): {peak / 1e9:.0f} G multiply-adds/s; plain "
           f"12-layer network, forward + backward: {plain * 1e3:.0f} ms\n")
-    print("| mix | c | forward GEMM ms (G/s, share of GEMM rate) | C backward ms (G/s, share) "
-          "| 24 sites / plain network | at the GEMM rate |")
-    print("|---|---|---|---|---|---|")
+    print("| mix | c | torch forward GEMM ms (G/s, share of GEMM rate) | C forward with Σh² "
+          "| C backward | 24 sites (C passes) / plain network | at the GEMM rate |")
+    print("|---|---|---|---|---|---|---|")
     for name, (mix, hp) in MIXES.items():
         if mix == "hc":
             continue  # static hc has no projection; dynamic hc's is per stream (d → n + 2)
-        c, forward, backward = projection_times(Connection(mix, N, D, **hp), args.repeats)
+        c, forward, native, backward = projection_times(Connection(mix, N, D, **hp),
+                                                        args.repeats)
         work = TOKENS * N * D * c
         floor = 3 * work / peak
         cells = [f"{s * 1e3:.2f} ({k * work / s / 1e9:.0f}, {k * work / s / peak:.0%})"
-                 for s, k in ((forward, 1), (backward, 2))]
-        print(f"| {name} | {c} | {cells[0]} | {cells[1]} | "
-              f"{SITES * (forward + backward) / plain:.1%} | {SITES * floor / plain:.1%} |")
+                 for s, k in ((forward, 1), (native, 1), (backward, 2))]
+        print(f"| {name} | {c} | {' | '.join(cells)} | "
+              f"{SITES * (native + backward) / plain:.1%} | {SITES * floor / plain:.1%} |")
 
 
 if __name__ == "__main__":

@@ -220,8 +220,9 @@ def _products_native(rows: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
     """`_products` in one C pass over the rows (`projection_forward`)."""
     product = rows.new_empty(rows.shape[0], weights.shape[1])
     square = rows.new_empty(rows.shape[0], 1)
+    packed = hyper_native.packed_columns(weights)
     hyper_native.call("projection_forward", rows.shape[0], rows.shape[1], weights.shape[1], rows,
-                      weights.T.contiguous(), product, square)
+                      packed.shape[1], packed, product, square)
     return product, square.div_(rows.shape[1])
 
 
@@ -230,11 +231,12 @@ def _depth_products(rows: Tensor, weights: Tensor, per_token: int, d: int,
     """`_products_native` of the streams mixed + post ⊗ y, where `rows` are mixed's, formed row
     by row and not stored (`depth_projection_forward`; `per_token` rows make a token)."""
     post, y = depth
+    packed = hyper_native.packed_columns(weights)
     product = rows.new_empty(rows.shape[0], weights.shape[1])
     square = rows.new_empty(rows.shape[0], 1)
     hyper_native.call("depth_projection_forward", rows.shape[0], rows.shape[1],
                       weights.shape[1], d, per_token, rows, post,
-                      hyper_native.token_stride(post, y.shape[0]), y, weights.T.contiguous(),
+                      hyper_native.token_stride(post, y.shape[0]), y, packed.shape[1], packed,
                       product, square)
     return product, square.div_(rows.shape[1])
 

@@ -50,7 +50,7 @@ from torch import Tensor, nn
 __all__ = ["recording", "usable", "status", "width_forward", "depth_width_forward",
            "width_backward", "depth_forward",
            "depth_backward", "sinkhorn_forward", "sinkhorn_backward", "sinkhorn_fits",
-           "SINKHORN_STEPS", "call", "token_stride", "row_stride", "padded_rows",
+           "SINKHORN_STEPS", "call", "token_stride", "row_stride", "padded_rows", "packed_columns",
            "SOURCES", "ENV", "NoNativeKernels", "EXPORT_STAND_IN"]
 
 SOURCES = tuple(Path(__file__).with_name(name)
@@ -241,6 +241,18 @@ def padded_rows(matrix: Tensor) -> Tensor:
     rows, width = matrix.shape
     out = matrix.new_zeros(rows, row_stride(width, matrix.dtype))
     out[:, :width] = matrix
+    return out
+
+
+def packed_columns(weights: Tensor) -> Tensor:
+    """`weights` (width, c) as the projection's forward takes them (hyper_native_projection.c's
+    rows_products): contiguous (width, cp), the columns past c zero, cp a multiple of half a
+    64-byte vector. Why: the kernel broadcasts each number of h against whole vectors of a
+    row of W, a GEMM microkernel's layout, with no lane left to mask at the end."""
+    width, c = weights.shape
+    half = 32 // weights.element_size()
+    out = weights.new_zeros(width, -(-c // half) * half)
+    out[:, :c] = weights
     return out
 
 

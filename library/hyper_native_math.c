@@ -44,7 +44,7 @@ static inline vf exp_nonpositive(vf z) {
 }
 
 static inline vf tanh_lanes(vf x) {
-    const vi sign = (vi)x & (vi){0} + (int)0x80000000;
+    const vi sign = (vi)x & ((vi){0} + (int)0x80000000);
     const vf a = (vf)((vi)x & ~((vi){0} + (int)0x80000000));
     const vf s = a * a;
     vf g = (vf){0} + 0.001956183069783593f;

@@ -49,8 +49,8 @@ enum { MIX_LOGITS = 0, MIX_PERMUTATIONS = 1, MIX_KRONECKER = 2, MIX_SPHERE = 3 }
 
 #else /* the kernel, for one dtype T */
 
-void NAME(rows_products)(long R, long width, long c, const T *restrict rows,
-                         const T *restrict wt, T *restrict out, T *restrict sumsq);
+void NAME(rows_products)(long R, long width, long c, long cp, const T *restrict rows,
+                         const T *restrict wp, T *restrict out, T *restrict sumsq);
 void NAME(depth_rows)(long width, long d, long per_token, long r0, long rt,
                       const T *restrict mixed, const T *restrict post, long post_stride,
                       const T *restrict y, T *restrict rows);
@@ -104,15 +104,15 @@ static void NAME(mix_token)(long n, long d, const T *restrict hb, const T *restr
 }
 
 /* Streams h (B, n, d) -- or, where `has_depth`, the previous site's mixed, with its depth
- * connection's post (P, n) at `depth_post_stride` and y (B, d); wt (c + 1, d) = Wᵀ and a row of
- * 1/d (the mean's column), colsum (c) = 1ᵀW, with c = n + 2; the maps' parameters pre0 (n),
- * res0 (n, n), post0 (n), scales (2). Out: projected and t (B·n, c), inv and mean (B·n), the
+ * connection's post (P, n) at `depth_post_stride` and y (B, d); wp (d, cp): W and a column of
+ * 1/d (the mean's), packed as projection_forward takes them; colsum (c) = 1ᵀW, with
+ * c = n + 2; the maps' parameters pre0 (n), res0 (n, n), post0 (n), scales (2). Out: projected and t (B·n, c), inv and mean (B·n), the
  * per-token H_pre (B, n), H_res (B, n, n), H_post (B, n), x (B, d), mixed' (B, n, d). Where
  * `has_depth`, tiles (threads, TOKENS · n·d): each thread's streams of its block. */
 void NAME(dynamic_site_forward)(long B, long n, long d, long use_tanh, const T *restrict h,
                                 long has_depth, const T *restrict depth_post,
                                 long depth_post_stride, const T *restrict depth_y,
-                                const T *restrict wt, const T *restrict colsum, T eps,
+                                long cp, const T *restrict wp, const T *restrict colsum, T eps,
                                 const T *restrict pre0, const T *restrict res0,
                                 const T *restrict post0, const T *restrict scales,
                                 T *restrict projected, T *restrict inv, T *restrict mean,
@@ -131,7 +131,7 @@ void NAME(dynamic_site_forward)(long B, long n, long d, long use_tanh, const T *
                              tile);
             hp = tile;
         }
-        NAME(rows_products)(R, d, c + 1, hp, wt, prod, sq);
+        NAME(rows_products)(R, d, c + 1, cp, hp, wp, prod, sq);
         NAME(layer_norm_rows)(R, c, d, b0 * n, prod, sq, colsum, eps, projected, inv, mean);
         T *tb = t + b0 * n * c;
         if (use_tanh)
@@ -189,16 +189,16 @@ static void NAME(res_values)(long B, long n, long c, long mix, long b0, long m,
 
 /* The manifold mixes' whole site forward (mhc, mhc_lite, kromhc, shc): streams h (B, n, d) or,
  * where `has_depth`, the previous site's mixed with its depth connection, as
- * dynamic_site_forward's; Wᵀ (c, n·d); the maps' bias (c), colscale (c), post_scale, sHC's
- * gammas and basis, mhc_lite's perms (count, n²), mhc's iterations. Out: projected, gates
+ * dynamic_site_forward's; W packed (n·d, cp), as projection_forward takes it; the maps' bias
+ * (c), colscale (c), post_scale, sHC's gammas and basis, mhc_lite's perms (count, n²), mhc's iterations. Out: projected, gates
  * (B, c), inv (B), rest (B, c - 2n; not mhc), mhc's logits log and H_res plane res_t (n², B),
  * the per-token H_pre (B, n), H_res (B, n, n), H_post (B, n), x (B, d), mixed' (B, n, d).
  * Where `has_depth`, tiles (threads, block tokens · n·d), as dynamic_site_forward's. */
 void NAME(manifold_site_forward)(long B, long n, long d, long c, long mix,
                                  const T *restrict h, long has_depth,
                                  const T *restrict depth_post, long depth_post_stride,
-                                 const T *restrict depth_y, const T *restrict wt, T eps,
-                                 const T *restrict bias, const T *restrict colscale,
+                                 const T *restrict depth_y, long cp, const T *restrict wp,
+                                 T eps, const T *restrict bias, const T *restrict colscale,
                                  T post_scale, const T *restrict gammas,
                                  const T *restrict basis, const T *restrict perms, long count,
                                  long iters, T *restrict projected, T *restrict gates,
@@ -218,7 +218,7 @@ void NAME(manifold_site_forward)(long B, long n, long d, long c, long mix,
                              tile);
             hp = tile;
         }
-        NAME(rows_products)(m, width, c, hp, wt, prod, sq);
+        NAME(rows_products)(m, width, c, cp, hp, wp, prod, sq);
         for (long t = 0; t < m; t++) { /* the RMS norm, then the logits */
             const T iv = 1 / SQRT(sq[t] / (T)width + eps);
             T *pr = projected + (b0 + t) * c;

@@ -310,11 +310,12 @@ def site_forward(site: Connection, flat: Tensor, proj: Tensor, params: tuple[Ten
         pre0, res0, post0, scales = (p.detach().contiguous() for p in params)
         projected, t = new(batch, n, c), new(batch, n, c)
         inv, mean = new(batch, n, 1), new(batch, n, 1)
-        columns = torch.cat((weights.T, weights.new_full((1, d), 1 / d))).contiguous()
+        mean_column = weights.new_full((d, 1), 1 / d)
+        packed = hyper_native.packed_columns(torch.cat((weights, mean_column), 1))
         hyper_native.call("dynamic_site_forward", batch, n, d, int(bool(site.tanh)), flat,
-                          *depth_args, columns, weights.sum(0).contiguous(), eps, pre0, res0,
-                          post0, scales, projected, inv, mean, t, pre, res, post, x, mixed,
-                          _tiles(flat, _FORWARD_TOKENS, depth))
+                          *depth_args, packed.shape[1], packed, weights.sum(0).contiguous(), eps,
+                          pre0, res0, post0, scales, projected, inv, mean, t, pre, res, post, x,
+                          mixed, _tiles(flat, _FORWARD_TOKENS, depth))
         return (projected, inv, mean), (pre, res, post), (t, scales), x, mixed
     c, mix = weights.shape[1], site.mix
     bias, scales = params[0].detach().contiguous(), params[1]
@@ -327,8 +328,9 @@ def site_forward(site: Connection, flat: Tensor, proj: Tensor, params: tuple[Ten
     projected, gates, inv = new(batch, c), new(batch, c), new(batch, 1)
     rest = new(batch, c - 2 * n) if mix != "mhc" else flat.new_zeros(1)
     log, res_t = (new(n, n, batch), new(n * n, batch)) if mix == "mhc" else (stand_in, stand_in)
+    packed = hyper_native.packed_columns(weights)
     hyper_native.call("manifold_site_forward", batch, n, d, c, _CODES[mix], flat, *depth_args,
-                      weights.T.contiguous(), eps, bias, colscale, float(site._post_scale()),
+                      packed.shape[1], packed, eps, bias, colscale, float(site._post_scale()),
                       gammas, basis, perms, count, int(site.iters) if mix == "mhc" else 0,
                       projected, gates, inv, rest, log, res_t, pre, res, post, x, mixed,
                       _tiles(flat, _SINKHORN_FORWARD_TOKENS if mix == "mhc" else _FORWARD_TOKENS,

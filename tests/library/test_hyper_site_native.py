@@ -240,18 +240,35 @@ def test_row_stride_is_an_odd_number_of_cache_lines(width: int, dtype: torch.dty
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize(("rows", "width", "c"), [(300, 1024, 24), (37, 21, 5), (8, 16, 1),
-                                                  (13, 40, 7), (5, 3, 2)])
+@pytest.mark.parametrize("c", [1, 5, 7, 12, 20, 24, 32, 33, 45, 56])
+def test_packed_columns_pad_to_half_vectors(c: int, dtype: torch.dtype) -> None:
+    """W for the forward: zero columns up to a multiple of half a 64-byte vector."""
+    weights = torch.randn(9, c, dtype=dtype)
+    packed = hyper_native.packed_columns(weights)
+    half = 32 // weights.element_size()
+    assert packed.shape[0] == 9 and packed.shape[1] % half == 0 and packed.is_contiguous()
+    assert c <= packed.shape[1] < c + half
+    assert torch.equal(packed[:, :c], weights) and not packed[:, c:].any()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("rows", "width", "c"), [
+    (300, 1024, 24), (37, 21, 5), (8, 16, 1), (13, 40, 7), (5, 3, 2), (256, 1024, 32),
+    (19, 33, 12), (7, 256, 7), (25, 17, 20), (12, 64, 33), (11, 9, 45), (6, 31, 56)])
 def test_projection_forward_pass_equals_its_torch_ops(rows: int, width: int, c: int,
                                                       dtype: torch.dtype) -> None:
     """h·W and Σh² per row in one C pass (hyper_native_projection.c) against a matmul and a
-    norm: whole tiles and partial ones (rows not a multiple of 6, c not of 4), a tail past the
-    last whole vector (21, 40, 3 columns)."""
+    norm: whole tiles of 6 rows and partial ones; every panel shape in both dtypes (c up to
+    56: one to five half vectors, six split as three and three, seven as five and two, the
+    last panel's columns past c dropped); odd widths (the one-vector panels sum k even and
+    k odd apart) and a tail past the last whole vector."""
     gen = torch.Generator().manual_seed(rows + width + c)
     h = torch.randn(rows, width, generator=gen, dtype=dtype)
     weight = torch.randn(width, c, generator=gen, dtype=dtype)
     out, square = h.new_empty(rows, c), h.new_empty(rows, 1)
-    hyper_native.call("projection_forward", rows, width, c, h, weight.T.contiguous(), out, square)
+    packed = hyper_native.packed_columns(weight)
+    hyper_native.call("projection_forward", rows, width, c, h, packed.shape[1], packed, out,
+                      square)
     tolerance = TOLERANCE[dtype]
     torch.testing.assert_close(out, h @ weight, rtol=tolerance, atol=tolerance * width ** 0.5)
     torch.testing.assert_close(square, h.square().sum(-1, keepdim=True), rtol=tolerance,
