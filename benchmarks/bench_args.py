@@ -17,8 +17,10 @@ def warm_heap(cold: bool) -> str:
     say which heap the run has. Why: glibc hands large freed blocks back to the kernel, and a
     benchmark that allocates the same tensors step after step then page-faults them back in
     each time — up to half of a small kernel's time, and a different share in every run
-    (measured: a site's ratio moved by ±0.15 between runs, ±0.02 with a warm heap). A training
-    loop's heap is warm: in the 12-layer network these settings change no ratio."""
+    (measured: a site's ratio moved by ±0.15 between runs, ±0.02 with a warm heap). The ratios
+    are a warm heap's: through archc's own trainer the setting made no step faster
+    (benchmarks/allocator.py), but in the 12-layer network on RESULTS.md's AMD machine the hyper
+    rows ran 0.01-0.05 higher without it (the ninth pass)."""
     if cold or platform.libc_ver()[0] != "glibc":
         return "the default heap"
     if os.environ.get("GLIBC_TUNABLES") != WARM_HEAP:
