@@ -85,13 +85,14 @@ def recording(*tensors: Tensor) -> bool:
 
 def usable(*tensors: Tensor) -> bool:
     """Whether these tensors may go through the native kernels (see the module docstring)."""
-    if torch.compiler.is_compiling() or _library()[0] is None:
+    if torch.compiler.is_compiling():
         return False
     if torch._C._len_torch_dispatch_stack():  # a mode watching the ops (flop counter, fake…)
         return False
     dtype = tensors[0].dtype
     return dtype in _SUFFIX and all(
-        type(t) in _PLAIN and t.dtype == dtype and t.device.type == "cpu" for t in tensors)
+        type(t) in _PLAIN and t.dtype == dtype and t.device.type == "cpu" for t in tensors
+    ) and _library()[0] is not None  # last: a GPU-only run never builds the library
 
 
 def width_forward(flat: Tensor, pre: Tensor, res: Tensor) -> tuple[Tensor, Tensor]:

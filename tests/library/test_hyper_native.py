@@ -135,6 +135,15 @@ def test_switched_off_by_the_environment(fresh_build: pytest.MonkeyPatch) -> Non
     assert not hyper_native.usable(torch.zeros(()))
 
 
+def test_tensors_off_the_cpu_never_build_the_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GPU-only run (here the meta device) answers no before compiling anything."""
+    def build() -> None:
+        raise AssertionError("built the C library for tensors it cannot take")
+    monkeypatch.setattr(hyper_native, "_library", build)
+    assert not hyper_native.usable(torch.zeros((), device="meta"))
+    assert not hyper_native.usable(torch.zeros(()), torch.zeros((), device="meta"))
+
+
 def test_a_failing_compiler_leaves_the_bmm_path(fresh_build: pytest.MonkeyPatch) -> None:
     fresh_build.setenv("CC", "false")  # a compiler that always fails
     assert hyper_native.status().startswith("not built: ")
