@@ -1,6 +1,7 @@
 """Hyper-connection sites trained through the native kernels against torch's path.
 
-Run:  python benchmarks/hyper_native.py [--repeats 9] [--threads 2] [--cold-heap]
+Run:  python benchmarks/hyper_native.py [--repeats 9] [--network-repeats N] [--native-only]
+      [--threads 2] [--cold-heap]
 
 library/hyper_native.c mixes the streams in one pass per connection and direction, where the
 bmm path (library/hyper_fused.py) makes one pass per matrix product, and runs mHC's Sinkhorn
@@ -19,6 +20,10 @@ ratios:
    the same network with plain residuals (issue 5's ≤ 1.15× target); static hc also compiled
    without the fusion that hands each depth connection to the next site
    (`compiler.passes.fuse_depth_into_width`).
+
+The last path's column also gives the quartiles of its per-round ratios: on a shared machine
+one run's median moves by a few hundredths, and the quartiles say how far. `--native-only`
+times that path alone, so `--network-repeats` can be three times larger in the same time.
 """
 
 from __future__ import annotations
@@ -98,45 +103,55 @@ def network_timers() -> dict[str, Callable[[], float]]:
     return timers
 
 
-def table(timers: dict[str, Callable[[], float]], repeats: int, target: float) -> list[str]:
-    """Per mix: median ratio to the baseline on each of `PATHS`."""
+def table(timers: dict[str, Callable[[], float]], repeats: int, target: float,
+          paths: list[str]) -> list[str]:
+    """Per mix: median ratio to the baseline on each of `paths`, and the native path's middle
+    half of rounds (quartiles: how far one run's median can be trusted on this machine)."""
     ratios: dict[tuple[str, str], list[float]] = {}
     names = [name for name in timers if name != "baseline"]
     for round_ in range(repeats + 1):  # round 0 warms up
-        for path in rotated(list(PATHS), round_):
+        for path in rotated(paths, round_):
             with PATHS[path]():
                 base = timers["baseline"]()
                 for name in rotated(names, round_):
                     seconds = timers[name]()
                     if round_:
                         ratios.setdefault((name, path), []).append(seconds / base)
-    lines = ["| mix | " + " | ".join(f"{path} × baseline" for path in PATHS)
-             + f" | ≤ {target}× |", "|---|" + "---|" * (len(PATHS) + 1)]
-    for name in timers:
-        if name == "baseline":
-            continue
-        medians = [statistics.median(ratios[name, path]) for path in PATHS]
+    lines = ["| mix | " + " | ".join(f"{path} × baseline" for path in paths)
+             + f" | {paths[-1]}: quartiles | ≤ {target}× |", "|---|" + "---|" * (len(paths) + 2)]
+    for name in names:
+        medians = [statistics.median(ratios[name, path]) for path in paths]
+        last = ratios[name, paths[-1]]
+        low, _, high = statistics.quantiles(last, n=4) if len(last) > 1 else (last[0],) * 3
         lines.append(f"| {name} | " + " | ".join(f"{m:.3f}" for m in medians)
+                     + f" | {low:.3f}–{high:.3f}"
                      + f" | {'met' if medians[-1] <= target else '**not met**'} |")
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=positive, default=9)
+    parser.add_argument("--repeats", type=positive, default=9, help="rounds of the site table")
+    parser.add_argument("--network-repeats", type=positive,
+                        help="rounds of the network table (default: a third of --repeats)")
+    parser.add_argument("--native-only", action="store_true",
+                        help="time only the native path: more rounds in the same time")
     parser.add_argument("--threads", type=positive, default=2)
     args, heap = parse_with_heap(parser)
     torch.set_num_threads(args.threads)
+    paths = ["native"] if args.native_only else list(PATHS)
+    network_repeats = args.network_repeats or max(args.repeats // 3, 1)
     start = time.perf_counter()
-    print(f"`python benchmarks/hyper_native.py --repeats {args.repeats} --threads "
-          f"{args.threads}`: torch {torch.__version__}, {platform.machine()}, {args.threads} "
-          f"threads, native kernels {hyper_native.status()}, {heap}, "
-          f"{time.strftime('%Y-%m-%d')}\n")
+    flags = (f"--repeats {args.repeats} --network-repeats {network_repeats}"
+             + (" --native-only" if args.native_only else ""))
+    print(f"`python benchmarks/hyper_native.py {flags} --threads {args.threads}`: torch "
+          f"{torch.__version__}, {platform.machine()}, {args.threads} threads, native kernels "
+          f"{hyper_native.status()}, {heap}, {time.strftime('%Y-%m-%d')}\n")
     print("One site around an MLP branch, forward + backward, × `x + mlp(x)`:\n")
-    print("\n".join(table(site_timers(), args.repeats, 1.25)))
+    print("\n".join(table(site_timers(), args.repeats, 1.25, paths)))
     print("\n12-layer hyper-connected transformer (24 sites), forward + backward, × the same "
           "network with plain residuals:\n")
-    print("\n".join(table(network_timers(), max(args.repeats // 3, 1), 1.15)))
+    print("\n".join(table(network_timers(), network_repeats, 1.15, paths)))
     print(f"\nWhole run: {time.perf_counter() - start:.0f} s.")
 
 
