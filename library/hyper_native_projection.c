@@ -129,10 +129,10 @@ void NAME(projection_backward)(long R, long width, long stride, long c, const T 
  * vectors of W's row k, TILE_ROWS × 2.5 vector sums in registers, summed along k with no
  * reduction across lanes. A panel of one vector keeps two sums per row, k even and odd: one
  * chain per row would wait on the multiply-add's latency. Against dot products along the
- * width (TILE_ROWS × 4 rows of Wᵀ, each summed across its lanes at the end), one thread,
- * 2,048 rows of 1,024 floats: 1.95× at c = 32, 1.45× at c = 24, and 1.86× for dynamic hc's
- * rows (256 floats, c = 7). Every token's numbers come from one thread in a fixed order: the
- * same for any thread count. */
+ * width (TILE_ROWS × 4 rows of Wᵀ, each summed across its lanes at the end), two threads,
+ * 2,048 rows of 1,024 floats: 1.44× at c = 24, 1.48× at c = 32, and 1.48× on dynamic hc's
+ * rows (8,192 of 256 floats, c = 7; benchmarks/RESULTS.md, the ninth pass). Every token's
+ * numbers come from one thread in a fixed order: the same for any thread count. */
 typedef T NAME(half) __attribute__((vector_size(VBYTES / 2), aligned(sizeof(T)), may_alias));
 #define HALF (LANES / 2)
 
