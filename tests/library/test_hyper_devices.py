@@ -13,6 +13,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+import archc
 from archc.library import hyper_native
 from archc.library.hyper_connections_modules import Connection, depth_connection
 
@@ -67,3 +68,21 @@ def test_a_site_handed_its_depth_connection_trains_off_the_cpu(mix: str, hp: dic
         outs = site(mixed, post, y)
         torch.autograd.backward(outs, [torch.ones_like(o) for o in outs])
     assert all(t.grad is not None and t.grad.device == META for t in (mixed, post, y))
+
+
+@pytest.mark.parametrize("mix", ["hc", "hc(dynamic = true)", "mhc", "mhc_lite", "kromhc", "shc"])
+def test_a_compiled_hyper_network_trains_off_the_cpu(mix: str) -> None:
+    """The compiler's graph (its sites handed their depth connections, the collapse) keeps no
+    CPU constant either: the whole network moves with `.to`."""
+    text = ("space lm {\n input tokens: int[8]\n embedding(vocab = 32, dim = 16)\n"
+            f" hyper(streams = 4, mix = {mix}) {{\n"
+            "  repeat 2 { residual { layernorm; mlp(ratio = 2) } }\n }\n"
+            " layernorm\n lm_head(32)\n}\n")
+    gm = archc.compile(archc.loads(text, name="lm.arch"), {}).module.to(META)
+    tokens = torch.zeros(2, 8, dtype=torch.long, device=META)
+    with OneDevice():
+        out = gm(tokens)
+        out.backward(torch.ones_like(out))
+    assert out.shape == (2, 8, 32)
+    assert all(p.grad is not None and p.grad.device == META
+               for p in gm.parameters() if p.requires_grad)
