@@ -37,7 +37,7 @@ from bench_args import positive, rotated
 from hyper_site import MIXES as SITE_MIXES
 from hyper_site import B, D, N, T, mlp
 from hyper_transformer import MIXES as NETWORK_MIXES
-from hyper_transformer import network, plain_sites
+from hyper_transformer import network, plain_sites, training_step
 from torch import nn
 
 from archc.library.hyper_connections_modules import Connection, depth_connection
@@ -136,14 +136,7 @@ def site_table(repeats: int, compiled: bool = False) -> list[str]:
 
 
 def network_step(gm: nn.Module, batch: int, tokens: int) -> Step:
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (batch, tokens), generator=gen).to(DEVICE)
-    grad = torch.randn(batch, tokens, 256, generator=gen).to(DEVICE)
-
-    def step() -> None:
-        gm.zero_grad(set_to_none=True)
-        gm(x).backward(grad)
-    return step
+    return training_step(gm, batch, tokens, DEVICE)
 
 
 def network_table(repeats: int) -> list[str]:

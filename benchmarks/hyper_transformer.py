@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch import fx
+from torch import fx, nn
 
 import archc
 
@@ -73,16 +73,27 @@ def plain_sites(gm: fx.GraphModule) -> fx.GraphModule:
     return gm
 
 
+def training_step(gm: nn.Module, batch: int, tokens: int,
+                  device: torch.device | None = None) -> Callable[[], None]:
+    """One forward + backward of a fixed batch and upstream gradient (made on the CPU from a
+    fixed seed, then moved to `device`), untimed: benchmarks/hyper_gpu.py times it on a GPU."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (batch, tokens), generator=generator).to(device)
+    grad = torch.randn(batch, tokens, 256, generator=generator).to(device)
+
+    def step() -> None:
+        gm.zero_grad(set_to_none=True)
+        gm(x).backward(grad)
+    return step
+
+
 def step_timer(gm: fx.GraphModule, batch: int, tokens: int) -> Callable[[], float]:
     """A function timing one forward + backward (seconds, wall clock)."""
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (batch, tokens), generator=generator)
-    grad = torch.randn(batch, tokens, 256, generator=generator)
+    step = training_step(gm, batch, tokens)
 
     def run() -> float:
-        gm.zero_grad(set_to_none=True)
         start = time.perf_counter()
-        gm(x).backward(grad)
+        step()
         return time.perf_counter() - start
     return run
 

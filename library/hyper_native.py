@@ -239,10 +239,7 @@ def row_stride(width: int, dtype: torch.dtype) -> int:
 def padded_rows(matrix: Tensor) -> Tensor:
     """`matrix` (rows, width) copied into a contiguous (rows, `row_stride`) buffer, the columns
     past the width zero."""
-    rows, width = matrix.shape
-    out = matrix.new_zeros(rows, row_stride(width, matrix.dtype))
-    out[:, :width] = matrix
-    return out
+    return _zero_padded(matrix, row_stride(matrix.shape[1], matrix.dtype))
 
 
 def packed_columns(weights: Tensor) -> Tensor:
@@ -250,10 +247,14 @@ def packed_columns(weights: Tensor) -> Tensor:
     rows_products): contiguous (width, cp), the columns past c zero, cp a multiple of half a
     64-byte vector. Why: the kernel broadcasts each number of h against whole vectors of a
     row of W, a GEMM microkernel's layout, with no lane left to mask at the end."""
-    width, c = weights.shape
     half = 32 // weights.element_size()
-    out = weights.new_zeros(width, -(-c // half) * half)
-    out[:, :c] = weights
+    return _zero_padded(weights, -(-weights.shape[1] // half) * half)
+
+
+def _zero_padded(matrix: Tensor, columns: int) -> Tensor:
+    """`matrix` copied into a contiguous (rows, `columns`) buffer, zero past its own columns."""
+    out = matrix.new_zeros(matrix.shape[0], columns)
+    out[:, :matrix.shape[1]] = matrix
     return out
 
 

@@ -106,9 +106,10 @@ static void NAME(mix_token)(long n, long d, const T *restrict hb, const T *restr
 /* Streams h (B, n, d) -- or, where `has_depth`, the previous site's mixed, with its depth
  * connection's post (P, n) at `depth_post_stride` and y (B, d); wp (d, cp): W and a column of
  * 1/d (the mean's), packed as projection_forward takes them; colsum (c) = 1ᵀW, with
- * c = n + 2; the maps' parameters pre0 (n), res0 (n, n), post0 (n), scales (2). Out: projected and t (B·n, c), inv and mean (B·n), the
- * per-token H_pre (B, n), H_res (B, n, n), H_post (B, n), x (B, d), mixed' (B, n, d). Where
- * `has_depth`, tiles (threads, TOKENS · n·d): each thread's streams of its block. */
+ * c = n + 2; the maps' parameters pre0 (n), res0 (n, n), post0 (n), scales (2). Out: projected
+ * and t (B·n, c), inv and mean (B·n), the per-token H_pre (B, n), H_res (B, n, n), H_post
+ * (B, n), x (B, d), mixed' (B, n, d). Where `has_depth`, tiles (threads, TOKENS · n·d): each
+ * thread's streams of its block. */
 void NAME(dynamic_site_forward)(long B, long n, long d, long use_tanh, const T *restrict h,
                                 long has_depth, const T *restrict depth_post,
                                 long depth_post_stride, const T *restrict depth_y,
@@ -190,10 +191,11 @@ static void NAME(res_values)(long B, long n, long c, long mix, long b0, long m,
 /* The manifold mixes' whole site forward (mhc, mhc_lite, kromhc, shc): streams h (B, n, d) or,
  * where `has_depth`, the previous site's mixed with its depth connection, as
  * dynamic_site_forward's; W packed (n·d, cp), as projection_forward takes it; the maps' bias
- * (c), colscale (c), post_scale, sHC's gammas and basis, mhc_lite's perms (count, n²), mhc's iterations. Out: projected, gates
- * (B, c), inv (B), rest (B, c - 2n; not mhc), mhc's logits log and H_res plane res_t (n², B),
- * the per-token H_pre (B, n), H_res (B, n, n), H_post (B, n), x (B, d), mixed' (B, n, d).
- * Where `has_depth`, tiles (threads, block tokens · n·d), as dynamic_site_forward's. */
+ * (c), colscale (c), post_scale, sHC's gammas and basis, mhc_lite's perms (count, n²), mhc's
+ * iterations. Out: projected, gates (B, c), inv (B), rest (B, c - 2n; not mhc), mhc's logits
+ * log and H_res plane res_t (n², B), the per-token H_pre (B, n), H_res (B, n, n), H_post
+ * (B, n), x (B, d), mixed' (B, n, d). Where `has_depth`, tiles (threads, block tokens · n·d),
+ * as dynamic_site_forward's. */
 void NAME(manifold_site_forward)(long B, long n, long d, long c, long mix,
                                  const T *restrict h, long has_depth,
                                  const T *restrict depth_post, long depth_post_stride,
