@@ -92,30 +92,14 @@ void width_forward_##S(long B, long n, long d, const T *restrict h, const T *res
         }                                                                                     \
     }                                                                                         \
 }                                                                                             \
-/* ∂h_bj = Σ_i res_bij ∂mixed_bi + pre_bj ∂x_b; ∂pre_bj = ∂x_b·h_bj; ∂res_bij = ∂mixed_bi·h_bj, \
- * for one token b (the pointers at its numbers); also called per token by hyper_native_site.c */ \
+/* Per token, vectorised in hyper_native_mixing.c (also called by hyper_native_site.c). */     \
 void width_backward_token_##S(long n, long d, const T *restrict hb, const T *restrict p,    \
                               const T *restrict r, const T *restrict gx,                      \
                               const T *restrict gm, T *restrict gh, T *restrict grad_pre,    \
-                              T *restrict grad_res) {                                         \
-    for (long j = 0; j < n; j++) {                                                            \
-        const T *hj = hb + j * d, pj = p[j];                                                  \
-        T *ghj = gh + j * d, dot = 0;                                                         \
-        _Pragma("omp simd reduction(+:dot)")                                                  \
-        for (long k = 0; k < d; k++) { ghj[k] = pj * gx[k]; dot += gx[k] * hj[k]; }           \
-        grad_pre[j] = dot;                                                                    \
-        for (long i = 0; i < n; i++) {                                                        \
-            const T *gi = gm + i * d, rij = r[i * n + j];                                     \
-            T mixed_dot = 0;                                                                  \
-            _Pragma("omp simd reduction(+:mixed_dot)")                                        \
-            for (long k = 0; k < d; k++) {                                                    \
-                ghj[k] += rij * gi[k];                                                        \
-                mixed_dot += gi[k] * hj[k];                                                   \
-            }                                                                                 \
-            grad_res[i * n + j] = mixed_dot;                                                  \
-        }                                                                                     \
-    }                                                                                         \
-}                                                                                             \
+                              T *restrict grad_res);                                          \
+void depth_backward_token_##S(long n, long d, const T *restrict gb, const T *restrict q,     \
+                              const T *restrict yb, T *restrict gy, T *restrict gq);         \
+/* ∂h_bj = Σ_i res_bij ∂mixed_bi + pre_bj ∂x_b, ∂pre_bj = ∂x_b·h_bj, ∂res_bij = ∂mixed_bi·h_bj */\
 void width_backward_##S(long B, long n, long d, const T *restrict h, const T *restrict pre,  \
                         long pre_stride, const T *restrict res, long res_stride,               \
                         const T *restrict grad_x, const T *restrict grad_mixed,                \
@@ -141,19 +125,7 @@ void depth_forward_##S(long B, long n, long d, const T *restrict mixed, const T 
         }                                                                                     \
     }                                                                                         \
 }                                                                                             \
-/* ∂y_b = Σ_i post_bi ∂out_bi and ∂post_bi = ∂out_bi·y_b (∂mixed is ∂out itself), for one  \
- * token b (the pointers at its numbers); also called per token by hyper_native_site.c */    \
-void depth_backward_token_##S(long n, long d, const T *restrict gb, const T *restrict q,     \
-                              const T *restrict yb, T *restrict gy, T *restrict gq) {        \
-    _Pragma("omp simd") for (long k = 0; k < d; k++) gy[k] = 0;                               \
-    for (long i = 0; i < n; i++) {                                                            \
-        const T *gi = gb + i * d, qi = q[i];                                                  \
-        T dot = 0;                                                                            \
-        _Pragma("omp simd reduction(+:dot)")                                                  \
-        for (long k = 0; k < d; k++) { gy[k] += qi * gi[k]; dot += gi[k] * yb[k]; }           \
-        gq[i] = dot;                                                                          \
-    }                                                                                         \
-}                                                                                             \
+/* ∂y_b = Σ_i post_bi ∂out_bi and ∂post_bi = ∂out_bi·y_b (∂mixed is ∂out itself). */        \
 void depth_backward_##S(long B, long n, long d, const T *restrict grad, const T *restrict post, \
                         long post_stride, const T *restrict y, T *restrict grad_y,             \
                         T *restrict grad_post, int threads) {                                  \

@@ -10,7 +10,8 @@
  * (the depth connection passes it through), ∂y = postᵀ·∂h and ∂post = ∂h·y come from it while
  * it is in registers, and ∂pre' = ∂x'·h, ∂res' = ∂mixed'·hᵀ from h recomputed -- one pass that
  * reads mixed, y, ∂x', ∂mixed' and writes ∂mixed, ∂y, where the two kernels also read h and
- * read ∂h back.
+ * read ∂h back. The backward's per-token work is hyper_native_mixing.c's, vectorised with the
+ * width connection's own backward.
  *
  * Layouts as hyper_native.c's: contiguous streams (B, n, d), weights (P, n) or (P, n, n) with a
  * token stride of 0 when one copy is shared; per-token weight gradients come back per token,
@@ -84,8 +85,15 @@ void NAME(depth_width_forward)(long B, long n, long d, const T *restrict mixed,
     }
 }
 
+void NAME(depth_width_backward_token)(long n, long d, const T *restrict mb,
+                                      const T *restrict q, const T *restrict yb,
+                                      const T *restrict p, const T *restrict r,
+                                      const T *restrict gx, const T *restrict gm,
+                                      T *restrict gh, T *restrict gy, T *restrict gq,
+                                      T *restrict grad_pre, T *restrict grad_res);
+
 /* From ∂x' (B, d) and ∂mixed' (B, n, d): ∂mixed = ∂h (B, n, d), ∂y (B, d), and per token
- * ∂post (B, n), ∂pre' (B, n), ∂res' (B, n, n). */
+ * ∂post (B, n), ∂pre' (B, n), ∂res' (B, n, n); each token's in hyper_native_mixing.c. */
 void NAME(depth_width_backward)(long B, long n, long d, const T *restrict mixed,
                                 const T *restrict post, long post_stride,
                                 const T *restrict y, const T *restrict pre, long pre_stride,
@@ -95,41 +103,13 @@ void NAME(depth_width_backward)(long B, long n, long d, const T *restrict mixed,
                                 T *restrict grad_post, T *restrict grad_pre,
                                 T *restrict grad_res, int threads) {
     _Pragma("omp parallel for schedule(static) num_threads(threads)")
-    for (long b = 0; b < B; b++) {
-        const T *p = pre + b * pre_stride, *r = res + b * res_stride, *q = post + b * post_stride;
-        const T *yb = y + b * d, *gx = grad_x + b * d, *gm = grad_mixed_out + b * n * d;
-        T *gp = grad_pre + b * n, *gr = grad_res + b * n * n, *gq = grad_post + b * n;
-        T h[n * COLUMNS];
-        for (long e = 0; e < n; e++) gp[e] = gq[e] = 0;
-        for (long e = 0; e < n * n; e++) gr[e] = 0;
-        for (long k0 = 0; k0 < d; k0 += COLUMNS) {
-            const long m = d - k0 < COLUMNS ? d - k0 : COLUMNS;
-            NAME(streams)(n, d, k0, m, mixed + b * n * d, q, yb, h);
-            T *gy = grad_y + b * d + k0;
-            _Pragma("omp simd") for (long k = 0; k < m; k++) gy[k] = 0;
-            for (long j = 0; j < n; j++) {
-                const T *hj = h + j * COLUMNS, pj = p[j], qj = q[j];
-                T *ghj = grad_mixed + (b * n + j) * d + k0, dot = 0;
-                _Pragma("omp simd reduction(+:dot)")
-                for (long k = 0; k < m; k++) { ghj[k] = pj * gx[k0 + k]; dot += gx[k0 + k] * hj[k]; }
-                gp[j] += dot;
-                for (long i = 0; i < n; i++) {
-                    const T *gi = gm + i * d + k0, rij = r[i * n + j];
-                    T mixed_dot = 0;
-                    _Pragma("omp simd reduction(+:mixed_dot)")
-                    for (long k = 0; k < m; k++) {
-                        ghj[k] += rij * gi[k];
-                        mixed_dot += gi[k] * hj[k];
-                    }
-                    gr[i * n + j] += mixed_dot;
-                }
-                T post_dot = 0;
-                _Pragma("omp simd reduction(+:post_dot)")
-                for (long k = 0; k < m; k++) { gy[k] += qj * ghj[k]; post_dot += ghj[k] * yb[k0 + k]; }
-                gq[j] += post_dot;
-            }
-        }
-    }
+    for (long b = 0; b < B; b++)
+        NAME(depth_width_backward_token)(n, d, mixed + b * n * d, post + b * post_stride,
+                                         y + b * d, pre + b * pre_stride, res + b * res_stride,
+                                         grad_x + b * d, grad_mixed_out + b * n * d,
+                                         grad_mixed + b * n * d, grad_y + b * d,
+                                         grad_post + b * n, grad_pre + b * n,
+                                         grad_res + b * n * n);
 }
 
 #endif

@@ -37,10 +37,12 @@ def _operands(lead: tuple[int, ...], n: int, d: int, per_token_post: bool,
 @pytest.mark.parametrize(("per_token_post", "per_token_site"),
                          [(False, False), (True, False), (False, True), (True, True)])
 @pytest.mark.parametrize(("lead", "n", "d"), [((1,), 1, 1), ((2, 3), 4, 16), ((5,), 3, 300),
-                                              ((2,), 2, 513)])
+                                              ((2,), 2, 513), ((3,), 6, 37), ((2,), 9, 16)])
 def test_equals_the_two_connections(lead: tuple[int, ...], n: int, d: int, per_token_post: bool,
                                     per_token_site: bool, dtype: torch.dtype) -> None:
-    """d = 300 and 513 cross the kernel's chunks of 256 columns (a partial last chunk)."""
+    """d = 300 and 513 cross the forward's chunks of 256 columns (a partial last chunk); d = 37,
+    300 and 513 leave columns past the backward's last whole vector, and n = 6 and 9 a partial
+    last group of its streams (hyper_native_mixing.c)."""
     _native()
     operands = _operands(lead, n, d, per_token_post, per_token_site, dtype, seed=n * 1000 + d)
     gen = torch.Generator().manual_seed(d)

@@ -64,7 +64,8 @@ def _weights(batch: int, n: int, shared: bool, dtype: torch.dtype, seed: int
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("shared", [True, False])
-@pytest.mark.parametrize(("batch", "n", "d"), [(1, 1, 1), (5, 2, 7), (6, 4, 64), (3, 3, 33)])
+@pytest.mark.parametrize(("batch", "n", "d"), [(1, 1, 1), (5, 2, 7), (6, 4, 64), (3, 3, 33),
+                                               (4, 6, 40), (2, 9, 19)])
 def test_kernels_equal_the_bmm_path(batch: int, n: int, d: int, shared: bool,
                                     dtype: torch.dtype) -> None:
     if not hyper_native.usable(torch.zeros((), dtype=dtype)):
