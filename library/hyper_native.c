@@ -1,5 +1,6 @@
 /* The stream mixing of a hyper-connection site, one pass over the streams per kernel, and mHC's
- * Sinkhorn steps (below).
+ * Sinkhorn steps (below: the whole-site kernels, whose tokens hyper_native_sinkhorn.c's vectors
+ * take, and the block-by-block loops it falls back on).
  *
  * Built on first use by hyper_native.py (the system C compiler, -O3 -march=native -fopenmp);
  * hyper_fused.py calls it and keeps torch's bmm path where it cannot be built. Layouts, all
@@ -219,32 +220,23 @@ static void sinkhorn_block_##S(long B, long n, long iters, const T *restrict log
             for (long e = 0; e < n * n * chunk; e++) saved[step * n * n * chunk + e] = cur[e]; \
     }                                                                                         \
 }                                                                                             \
-/* The last step's softmax, out (n, n, B), for the tokens [t0, t1) in the calling thread     \
- * (also called by hyper_native_site_forward.c, block by block of a site's forward). */      \
 void sinkhorn_forward_tokens_##S(long B, long n, long iters, const T *restrict logits,       \
-                                 T *restrict out, long t0, long t1) {                          \
-    const long chunk = block_tokens(n);                                                       \
-    T cur[n * n * chunk], logs[n * n * chunk];                                                \
-    for (long c0 = t0; c0 < t1; c0 += chunk) {                                                \
-        const long m = t1 - c0 < chunk ? t1 - c0 : chunk;                                     \
-        sinkhorn_block_##S(B, n, iters, logits, c0, m, chunk, cur, logs, (T *)0);            \
-        for (long e = 0; e < n * n; e++)                                                      \
-            for (long b = 0; b < m; b++) out[e * B + c0 + b] = cur[e * chunk + b];            \
-    }                                                                                         \
-}                                                                                             \
+                                 T *restrict out, long t0, long t1); /* the vectorised ones */ \
+void sinkhorn_backward_tokens_##S(long B, long n, long iters, const T *restrict logits,      \
+                                  const T *restrict grad, T *restrict out, long t0, long t1); \
 void sinkhorn_forward_##S(long B, long n, long iters, const T *restrict logits,              \
                           T *restrict out, int threads) {                                      \
-    const long chunk = block_tokens(n);                                                       \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                         \
-    for (long c0 = 0; c0 < B; c0 += chunk)                                                    \
+    for (long c0 = 0; c0 < B; c0 += CHUNK)                                                    \
         sinkhorn_forward_tokens_##S(B, n, iters, logits, out, c0,                            \
-                                    B - c0 < chunk ? B : c0 + chunk);                         \
+                                    B - c0 < CHUNK ? B : c0 + CHUNK);                         \
 }                                                                                             \
 /* The exact backward of the unrolled steps: grad (n, n, B) in, the logits' gradient out;    \
  * each step in reverse maps g to g - S·Σg along its axis, S that step's softmax, recomputed \
- * per block of `recompute_tokens` tokens. The tokens [t0, t1), in the calling thread (also  \
- * called by hyper_native_site.c, pass by pass of a whole site's backward). */               \
-void sinkhorn_backward_tokens_##S(long B, long n, long iters, const T *restrict logits,      \
+ * per block of `recompute_tokens` tokens. The tokens [t0, t1), in the calling thread:      \
+ * hyper_native_sinkhorn.c's vectorised backward calls this where a vector's tokens' steps   \
+ * would not fit its local arrays. */                                                        \
+void sinkhorn_backward_chunked_##S(long B, long n, long iters, const T *restrict logits,      \
                                   const T *restrict grad, T *restrict out, long t0, long t1) { \
     const long chunk = recompute_tokens(n, iters), plane = n * n * chunk;                    \
     T g[plane], total[chunk], cur[plane], logs[plane], saved[2 * iters * plane];              \
@@ -274,11 +266,10 @@ void sinkhorn_backward_tokens_##S(long B, long n, long iters, const T *restrict 
 }                                                                                             \
 void sinkhorn_backward_##S(long B, long n, long iters, const T *restrict logits,             \
                            const T *restrict grad, T *restrict out, int threads) {             \
-    const long chunk = recompute_tokens(n, iters);                                            \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                         \
-    for (long c0 = 0; c0 < B; c0 += chunk)                                                    \
+    for (long c0 = 0; c0 < B; c0 += CHUNK)                                                    \
         sinkhorn_backward_tokens_##S(B, n, iters, logits, grad, out, c0,                     \
-                                     B - c0 < chunk ? B : c0 + chunk);                        \
+                                     B - c0 < CHUNK ? B : c0 + CHUNK);                        \
 }
 
 SINKHORN(float, f32, expf, logf)

@@ -54,7 +54,7 @@ __all__ = ["recording", "usable", "status", "width_forward", "depth_width_forwar
            "SOURCES", "ENV", "NoNativeKernels", "EXPORT_STAND_IN"]
 
 SOURCES = tuple(Path(__file__).with_name(name)
-                for name in ("hyper_native.c", "hyper_native_mixing.c",
+                for name in ("hyper_native.c", "hyper_native_mixing.c", "hyper_native_sinkhorn.c",
                              "hyper_native_depth_width.c", "hyper_native_maps.c",
                              "hyper_native_projection.c", "hyper_native_site.c",
                              "hyper_native_site_forward.c", "hyper_native_math.c"))

@@ -450,3 +450,11 @@ def test_the_python_side_sizes_the_kernels_blocks_as_the_c_side_defines_them() -
     assert defines["hyper_native_site_forward.c:TOKENS"] == hyper_site_native._FORWARD_TOKENS
     assert (defines["hyper_native_site_forward.c:SINKHORN_TOKENS"]
             == hyper_site_native._SINKHORN_FORWARD_TOKENS)
+
+
+def test_the_sinkhorn_kernels_bound_their_stack_arrays_as_python_checks() -> None:
+    """hyper_native.sinkhorn_fits keeps calls whose recomputed steps would overflow the C
+    backward's stack arrays off the kernels: both C files must bound them alike."""
+    for name in ("hyper_native.c", "hyper_native_sinkhorn.c"):
+        text = (hyper_native.SOURCES[0].parent / name).read_text()
+        assert int(re.findall(r"#define STEPS (\d+)", text)[0]) == hyper_native.SINKHORN_STEPS
