@@ -240,12 +240,13 @@ void NAME(manifold_site_forward)(long B, long n, long d, long c, long mix,
                                  pre + b * n, post + b * n, r);
             if (mix == MIX_LOGITS)
                 for (long e = 0; e < nn; e++) r[e] = res_t[e * B + b];
-            else if (mix == MIX_PERMUTATIONS)
-                for (long e = 0; e < nn; e++) {
-                    T total = 0;
-                    for (long k = 0; k < count; k++) total += w[k] * perms[k * nn + e];
-                    r[e] = total;
+            else if (mix == MIX_PERMUTATIONS) { /* H_res = Σ_k w_k P_k, the n² sums at once */
+                for (long e = 0; e < nn; e++) r[e] = 0;
+                for (long k = 0; k < count; k++) {
+                    const T wk = w[k], *pk = perms + k * nn;
+                    _Pragma("omp simd") for (long e = 0; e < nn; e++) r[e] += wk * pk[e];
                 }
+            }
             NAME(mix_token)(n, d, hp + (b - b0) * width, pre + b * n, r, x + b * d,
                             mixed_out + b * width, has_depth);
         }
