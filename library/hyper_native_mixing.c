@@ -7,15 +7,17 @@
  * for the one-pass kernels of hyper_native.c, hyper_native_depth_width.c and
  * hyper_native_site.c. Why a file of its own: written as one loop along d per dot product
  * (n + n² of them a token, `omp simd` reductions), each loop was a single chain of multiply-adds
- * with a peeled head, a scalar tail and a sum across lanes -- about three times the time of
- * this version with its streams in cache (2,048 tokens of 4 × 256 floats, one thread: 0.69
- * against 0.28 µs a token), and it made static hc's backward the network's slowest site
- * kernel. Here whole vectors of every stream go through registers at once: each dot product
- * keeps a vector of partial sums, several independent chains at a time, summed across lanes
- * once a token. Streams go in groups of GROUP so the sums stay in registers for any n.
+ * with a peeled head, a scalar tail and a sum across lanes -- 1.9 times the time of this
+ * version with its streams in cache (calls of 32 tokens of 4 × 256 floats, one thread: 0.88
+ * against 0.47 µs a token), and static hc's fused backward took 2.26 ms a call in the
+ * 12-layer network against 1.39 now (benchmarks/RESULTS.md, the tenth pass). Here whole
+ * vectors of every stream go through registers at once: each dot product keeps a vector of
+ * partial sums, several independent chains at a time, summed across lanes once a token.
+ * Streams go in groups of GROUP so the sums stay in registers for any n.
  *
- * ∂h and ∂y are the same numbers as those loops' (the same multiply-adds in the same order);
- * the dot products are summed in another order (lanes first), as any vectorised sum is.
+ * ∂h and ∂y add the same terms in the same order as those loops (the compiler may still fuse
+ * a multiply and an add differently: a last bit); the dot products are summed in another
+ * order (lanes first), as any vectorised sum is.
  * Every token's numbers come from one thread: the same for any thread count. GCC/Clang vector
  * extensions, as hyper_native_projection.c. The file includes itself once per dtype (T, S).
  */
