@@ -11,11 +11,11 @@
  * The backward recomputes the steps into a local array of 2·iters·n² vectors and maps the
  * gradient back through them, g ← g - S·Σ_line g. Why not hyper_native.c's loops: those run
  * along a block's tokens (32 in a site's backward pass) for every line of every step, loops
- * of two vectors, and call libm's exp and log one number at a time -- 0.53 ms for a thread's
- * 1,024 tokens (n 4, 20 iterations, float32, one thread) against 0.12 ms here. Those loops stay
- * for a backward whose vector of tokens' steps would not fit STEPS numbers (2·iters·n²·LANES:
- * n 8 at 33 iterations and more in float32), and the tokens past the last whole vector go
- * through a vector padded with zero logits.
+ * of two vectors, and call libm's exp and log one number at a time -- 0.62 ms for a thread's
+ * 1,024 tokens in passes of 32 (n 4, 20 iterations, float32, one thread) against 0.20 ms
+ * here. Those loops stay for a backward whose vector of tokens' steps would not fit STEPS
+ * numbers (2·iters·n²·LANES: n 8 at 33 iterations and more in float32), and the tokens past
+ * the last whole vector go through a vector padded with zero logits.
  *
  * e^x of the shifted logits (x ≤ 0) is hyper_native_math.c's (float32: within a few roundings
  * of expf, which those loops call; libm in float64, the same numbers), and libm's where it
