@@ -10,7 +10,7 @@
  * cache between them.
  *
  * The numbers are those of the three kernels (the same functions, called per block): the
- * mixing's per token (hyper_native.c), the maps' and their parameter sums per PASS tokens
+ * mixing's per token (hyper_native_mixing.c), the maps' and their parameter sums per PASS tokens
  * (hyper_native_maps.c, the block of hyper_site_native._BLOCK), ∂W's sums per BLOCK tokens
  * (hyper_native_projection.c, whose block is hyper_fused_site._BLOCK rows: a token's row for
  * the RMS projection, n rows for dynamic hc's per-stream layer norm): the same for any thread
@@ -23,12 +23,13 @@
  * too many for a worker's stack), and runs that connection's backward from the pass's finished ∂h
  * (= ∂mixed): ∂y and ∂post come while ∂h is in cache, where depth_backward would read it back.
  *
- * mhc's passes are SINKHORN_PASS tokens, for its Sinkhorn backward (hyper_native.c),
+ * mhc's passes are SINKHORN_PASS tokens, for its Sinkhorn backward (hyper_native_sinkhorn.c),
  * vectorised along the tokens: on 16 at a time the site took 0.02-0.035 longer than as three
  * kernels; on 32 it takes as long as they do (within ±0.01 of x + mlp(x)), and in a network
  * it also takes the handed depth connection's backward (benchmarks/RESULTS.md, the seventh
- * pass). Its maps' sums are still taken per PASS tokens, so every mix's numbers are the three
- * kernels'.
+ * pass; with Sinkhorn a vector of 16 tokens at a time, 16-token passes still measured 0.92×
+ * in the tenth). Its maps' sums are still taken per PASS tokens, so every mix's numbers are
+ * the three kernels'.
  *
  * Built with hyper_native.c (hyper_native.py); hyper_site_native.py calls it. The file
  * includes itself once per dtype (T, S).
@@ -90,7 +91,7 @@ void NAME(sinkhorn_backward_tokens)(long B, long n, long iters, const T *restric
 
 /* The previous site's depth connection, h = mixed + post ⊗ y, where the site was handed it
  * (hyper_fused_site): its backward for tokens [t0, t1) from their finished ∂h (= ∂mixed),
- * while it is in cache -- ∂y (B, d) and per token ∂post (B, n) (hyper_native.c). */
+ * while it is in cache -- ∂y (B, d) and per token ∂post (B, n) (hyper_native_mixing.c). */
 typedef struct {
     const T *post, *y; /* post (P, n) with a token stride of 0 or n; y (B, d) */
     long post_stride;
@@ -107,7 +108,7 @@ static void NAME(depth_backward_rows)(long n, long d, long t0, long t1,
 }
 
 /* The stream mixing's backward for tokens [t0, t1), whose streams `hp` and gradient `ghp`
- * (t1 - t0, n, d) start at token t0: ∂h, ∂H_pre and ∂H_res (hyper_native.c). */
+ * (t1 - t0, n, d) start at token t0: ∂h, ∂H_pre and ∂H_res (hyper_native_mixing.c). */
 static void NAME(mixing_backward)(long n, long d, long t0, long t1, const T *restrict hp,
                                   const T *restrict pre, const T *restrict res,
                                   const T *restrict grad_x, const T *restrict grad_mixed,
@@ -148,8 +149,8 @@ static void NAME(permutation_gradient)(long n, long t0, long t1, const T *restri
 }
 
 /* mhc's ∂logits of H_res (B, n²) into grad_logits for tokens [t0, t1): Sinkhorn's backward
- * (hyper_native.c) from ∂H_res (B, n, n), through its (n, n, B) layout -- logits `log`, and
- * the scratch planes grad_t and out_t (n², B), tokens last. */
+ * (hyper_native_sinkhorn.c) from ∂H_res (B, n, n), through its (n, n, B) layout -- logits
+ * `log`, and the scratch planes grad_t and out_t (n², B), tokens last. */
 static void NAME(sinkhorn_gradient)(long B, long n, long iters, long t0, long t1,
                                     const T *restrict log, const T *restrict grad_res,
                                     T *restrict grad_t, T *restrict out_t,
