@@ -1,7 +1,7 @@
 """Hyper-connection sites trained through the native kernels against torch's path.
 
 Run:  python benchmarks/hyper_native.py [--repeats 9] [--network-repeats N] [--native-only]
-      [--threads 2] [--cold-heap]
+      [--bracket] [--threads 2] [--cold-heap]
 
 library/hyper_native.c mixes the streams in one pass per connection and direction, where the
 bmm path (library/hyper_fused.py) makes one pass per matrix product, and runs mHC's Sinkhorn
@@ -24,6 +24,7 @@ ratios:
 The last path's column also gives the quartiles of its per-round ratios: on a shared machine
 one run's median moves by a few hundredths, and the quartiles say how far. `--native-only`
 times that path alone, so `--network-repeats` can be three times larger in the same time.
+`--bracket` times the baseline beside every mix, before and after (`table`).
 """
 
 from __future__ import annotations
@@ -104,9 +105,13 @@ def network_timers() -> dict[str, Callable[[], float]]:
 
 
 def table(timers: dict[str, Callable[[], float]], repeats: int, target: float,
-          paths: list[str]) -> list[str]:
+          paths: list[str], bracket: bool = False) -> list[str]:
     """Per mix: median ratio to the baseline on each of `paths`, and the native path's middle
-    half of rounds (quartiles: how far one run's median can be trusted on this machine)."""
+    half of rounds (quartiles: how far one run's median can be trusted on this machine).
+    A round times the baseline once, before its mixes; with `bracket`, also after each mix,
+    and each mix's ratio is over the mean of the baseline steps just before and after it --
+    the machine's speed drifts over the seconds a network round takes, and one baseline step
+    is itself one noisy sample."""
     ratios: dict[tuple[str, str], list[float]] = {}
     names = [name for name in timers if name != "baseline"]
     for round_ in range(repeats + 1):  # round 0 warms up
@@ -115,8 +120,10 @@ def table(timers: dict[str, Callable[[], float]], repeats: int, target: float,
                 base = timers["baseline"]()
                 for name in rotated(names, round_):
                     seconds = timers[name]()
+                    after = timers["baseline"]() if bracket else base
                     if round_:
-                        ratios.setdefault((name, path), []).append(seconds / base)
+                        ratios.setdefault((name, path), []).append(2 * seconds / (base + after))
+                    base = after
     lines = ["| mix | " + " | ".join(f"{path} × baseline" for path in paths)
              + f" | {paths[-1]}: quartiles | ≤ {target}× |", "|---|" + "---|" * (len(paths) + 2)]
     for name in names:
@@ -136,6 +143,9 @@ def main() -> None:
                         help="rounds of the network table (default: a third of --repeats)")
     parser.add_argument("--native-only", action="store_true",
                         help="time only the native path: more rounds in the same time")
+    parser.add_argument("--bracket", action="store_true",
+                        help="time the baseline after every mix too, each ratio over the mean "
+                             "of the two beside it (narrower quartiles; twice the baseline steps)")
     parser.add_argument("--threads", type=positive, default=2)
     args, heap = parse_with_heap(parser)
     torch.set_num_threads(args.threads)
@@ -143,15 +153,16 @@ def main() -> None:
     network_repeats = args.network_repeats or max(args.repeats // 3, 1)
     start = time.perf_counter()
     flags = (f"--repeats {args.repeats} --network-repeats {network_repeats}"
-             + (" --native-only" if args.native_only else ""))
+             + (" --native-only" if args.native_only else "")
+             + (" --bracket" if args.bracket else ""))
     print(f"`python benchmarks/hyper_native.py {flags} --threads {args.threads}`: torch "
           f"{torch.__version__}, {platform.machine()}, {args.threads} threads, native kernels "
           f"{hyper_native.status()}, {heap}, {time.strftime('%Y-%m-%d')}\n")
     print("One site around an MLP branch, forward + backward, × `x + mlp(x)`:\n")
-    print("\n".join(table(site_timers(), args.repeats, 1.25, paths)))
+    print("\n".join(table(site_timers(), args.repeats, 1.25, paths, args.bracket)))
     print("\n12-layer hyper-connected transformer (24 sites), forward + backward, × the same "
           "network with plain residuals:\n")
-    print("\n".join(table(network_timers(), network_repeats, 1.15, paths)))
+    print("\n".join(table(network_timers(), network_repeats, 1.15, paths, args.bracket)))
     print(f"\nWhole run: {time.perf_counter() - start:.0f} s.")
 
 
