@@ -205,7 +205,7 @@ static void sinkhorn_step_##S(long n, long m, long chunk, T *restrict cur, int r
     }                                                                                         \
 }                                                                                             \
 /* All steps of the tokens [c0, c0 + m) of `logits` in cur (n, n, chunk), from where the    \
- * last step is read; with `saved`, each step's softmax too, in saved (2·iters, n, n, chunk). */ \
+ * last step is read, and each step's softmax in saved (2·iters, n, n, chunk). */           \
 static void sinkhorn_block_##S(long B, long n, long iters, const T *restrict logits, long c0, \
                                long m, long chunk, T *restrict cur, T *restrict logs,         \
                                T *restrict saved) {                                           \
@@ -216,8 +216,7 @@ static void sinkhorn_block_##S(long B, long n, long iters, const T *restrict log
             for (long e = 0; e < n * n * chunk; e++) cur[e] = logs[e];                        \
         sinkhorn_step_##S(n, m, chunk, cur, (int)(step % 2), step < 2,                       \
                           step == 0 ? logs : (T *)0);                                       \
-        if (saved)                                                                            \
-            for (long e = 0; e < n * n * chunk; e++) saved[step * n * n * chunk + e] = cur[e]; \
+        for (long e = 0; e < n * n * chunk; e++) saved[step * n * n * chunk + e] = cur[e];     \
     }                                                                                         \
 }                                                                                             \
 void sinkhorn_forward_tokens_##S(long B, long n, long iters, const T *restrict logits,       \

@@ -134,15 +134,15 @@ static inline __attribute__((always_inline)) void NAME(steps)(
 }
 
 /* Tokens [b0, b0 + LANES) of planes (n², B) into M (n² vectors), or `m` < LANES of them
- * into a vector padded with `pad`. */
+ * into a vector padded with zeros (uniform logits past the tokens, a zero gradient). */
 static inline void NAME(load_tokens)(long n, long B, long b0, long m, const T *restrict from,
-                                     T pad, NAME(svec) *restrict M) {
+                                     NAME(svec) *restrict M) {
     for (long e = 0; e < n * n; e++) {
         if (m == LANES) {
             M[e] = *(const NAME(svec) *)(from + e * B + b0);
             continue;
         }
-        for (long l = 0; l < LANES; l++) M[e][l] = l < m ? from[e * B + b0 + l] : pad;
+        for (long l = 0; l < LANES; l++) M[e][l] = l < m ? from[e * B + b0 + l] : 0;
     }
 }
 
@@ -162,7 +162,7 @@ static inline __attribute__((always_inline)) void NAME(forward_vectors)(
     NAME(svec) M[n * n];
     for (long b0 = t0; b0 < t1; b0 += LANES) {
         const long m = t1 - b0 < LANES ? t1 - b0 : LANES;
-        NAME(load_tokens)(n, B, b0, m, logits, 0, M);
+        NAME(load_tokens)(n, B, b0, m, logits, M);
         NAME(steps)(n, iters, M, 0);
         NAME(store_tokens)(n, B, b0, m, M, out);
     }
@@ -183,9 +183,9 @@ static inline __attribute__((always_inline)) void NAME(backward_vectors)(
     V M[n * n], g[n * n], saved[2 * iters * n * n];
     for (long b0 = t0; b0 < t1; b0 += LANES) {
         const long m = t1 - b0 < LANES ? t1 - b0 : LANES;
-        NAME(load_tokens)(n, B, b0, m, logits, 0, M);
+        NAME(load_tokens)(n, B, b0, m, logits, M);
         NAME(steps)(n, iters, M, saved);
-        NAME(load_tokens)(n, B, b0, m, grad, 0, g);
+        NAME(load_tokens)(n, B, b0, m, grad, g);
         for (long e = 0; e < n * n; e++) g[e] *= M[e];
         for (long step = 2 * iters - 1; step >= 0; step--) {
             const int rows = (int)(step % 2);
