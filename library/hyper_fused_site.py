@@ -308,21 +308,21 @@ def _project_backward_native(kind: str, grad_h: Tensor, operands: tuple[Tensor, 
     batch, n, d = flat.shape
     if kind == "rms":
         scaled, coef = operands
-        rows, columns = flat.view(batch, n * d), proj.T.contiguous()  # Wᵀ (c, n·d)
+        rows, weights = flat.view(batch, n * d), proj.contiguous()  # W (n·d, c)
     else:
         scaled, coef, mean_scaled = operands
-        rows, columns = flat.view(batch * n, d), torch.cat((proj.T, proj.new_ones(1, d)))
+        rows, weights = flat.view(batch * n, d), torch.cat((proj, proj.new_ones(d, 1)), 1)
     count, width = rows.shape
-    c = columns.shape[0]
-    columns = hyper_native.padded_rows(columns)  # rows an odd number of cache lines apart
+    c = weights.shape[1]
+    columns = hyper_native.padded_transpose(weights)  # Wᵀ, rows an odd number of lines apart
     stride = columns.shape[1]
     partial = rows.new_empty(-(-count // _BLOCK), c, stride)
     hyper_native.call("projection_backward", count, width, stride, c, rows, scaled.contiguous(),
                       coef.contiguous(), columns, grad_h, _BLOCK, partial)
-    grad = partial.sum(0)[:, :width]  # (c, width): hᵀ·scaled, transposed
+    grad = hyper_native.summed_transpose(partial, width)  # (width, c) = hᵀ·scaled
     if kind == "rms":
-        return grad.T.contiguous()
-    return grad[:-1].T - torch.outer(proj.new_ones(d), mean_scaled)
+        return grad
+    return grad[:, :-1] - mean_scaled
 
 
 def _weight_grad(grad: Tensor, inputs: Tensor) -> Tensor:

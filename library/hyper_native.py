@@ -50,20 +50,23 @@ from torch import Tensor, nn
 __all__ = ["recording", "usable", "status", "width_forward", "depth_width_forward",
            "width_backward", "depth_forward",
            "depth_backward", "sinkhorn_forward", "sinkhorn_backward", "sinkhorn_fits",
-           "SINKHORN_STEPS", "call", "token_stride", "row_stride", "padded_rows", "packed_columns",
+           "SINKHORN_STEPS", "call", "token_stride", "row_stride", "padded_rows",
+           "padded_transpose", "summed_transpose", "packed_columns",
            "SOURCES", "ENV", "NoNativeKernels", "EXPORT_STAND_IN"]
 
 SOURCES = tuple(Path(__file__).with_name(name)
                 for name in ("hyper_native.c", "hyper_native_mixing.c", "hyper_native_sinkhorn.c",
                              "hyper_native_depth_width.c", "hyper_native_maps.c",
                              "hyper_native_projection.c", "hyper_native_site.c",
-                             "hyper_native_site_forward.c", "hyper_native_math.c"))
+                             "hyper_native_site_forward.c", "hyper_native_math.c",
+                             "hyper_native_transpose.c"))
 """Compiled together into one library: the stream mixing and Sinkhorn, a depth connection
 fused with the next width connection (`hyper_fused.depth_width`), the per-token maps of the
 dynamic mixes (called by `hyper_site_native`), their projection, forward and backward
 (called by `hyper_fused_site`), a per-token site's whole backward in one pass
 (`hyper_site_native.site_backward`), its whole forward in one pass
-(`hyper_site_native.site_forward`) and the vectorised tanh, sigmoid and exp that takes."""
+(`hyper_site_native.site_forward`), the vectorised tanh, sigmoid and exp that takes, and the
+transposes of the projection's weight and of its gradient's partial sums."""
 ENV = "ARCHC_NATIVE"
 """Set to 0 to keep torch's bmm path."""
 
@@ -183,15 +186,18 @@ def sinkhorn_backward(log: Tensor, iters: int, grad: Tensor) -> Tensor:
     return out
 
 
-def call(name: str, *args: Tensor | int | float) -> None:
+def call(name: str, *args: Tensor | int | float) -> int:
     """Run kernel `name` in the dtype of its first tensor argument: tensors pass as pointers
     (contiguous), ints as C longs, floats as that dtype's C scalar; the thread count is
-    appended (the kernels' last parameter)."""
+    appended (the kernels' last parameter). Returns what the kernel returns as a C int: the
+    kernels that allocate their own scratch return nonzero where it failed; for the others
+    (void) the number means nothing."""
     like = next(arg for arg in args if isinstance(arg, Tensor))
     scalar = ctypes.c_float if like.dtype == torch.float32 else ctypes.c_double
-    _kernel(name, like)(*(_ptr(arg) if isinstance(arg, Tensor) else
-                          _L(arg) if isinstance(arg, int) else scalar(arg) for arg in args),
-                        _threads())
+    said: int = _kernel(name, like)(*(_ptr(arg) if isinstance(arg, Tensor) else
+                                      _L(arg) if isinstance(arg, int) else scalar(arg)
+                                      for arg in args), _threads())
+    return said
 
 
 class NoNativeKernels:
@@ -243,13 +249,35 @@ def padded_rows(matrix: Tensor) -> Tensor:
     return _zero_padded(matrix, row_stride(matrix.shape[1], matrix.dtype))
 
 
+def padded_transpose(weights: Tensor) -> Tensor:
+    """`padded_rows(weights.T)` for contiguous weights (width, c), in one C pass
+    (hyper_native_transpose.c): torch's zeroed buffer and strided copy take four times as long."""
+    width, c = weights.shape
+    out = weights.new_empty(c, row_stride(width, weights.dtype))
+    call("padded_transpose", width, c, out.shape[1], weights, out)
+    return out
+
+
+def summed_transpose(partial: Tensor, width: int) -> Tensor:
+    """`partial.sum(0)[:, :width].T`, contiguous (width, c), of the projection backward's
+    partial sums of ∂W (blocks, c, stride), in one C pass (hyper_native_transpose.c); the
+    blocks are added in their order, the same numbers for any thread count."""
+    blocks, c, stride = partial.shape
+    out = partial.new_empty(width, c)
+    call("summed_transpose", blocks, c, width, stride, partial, out)
+    return out
+
+
 def packed_columns(weights: Tensor) -> Tensor:
     """`weights` (width, c) as the projection's forward takes them (hyper_native_projection.c's
     rows_products): contiguous (width, cp), the columns past c zero, cp a multiple of half a
     64-byte vector. Why: the kernel broadcasts each number of h against whole vectors of a
     row of W, a GEMM microkernel's layout, with no lane left to mask at the end."""
     half = 32 // weights.element_size()
-    return _zero_padded(weights, -(-weights.shape[1] // half) * half)
+    columns = -(-weights.shape[1] // half) * half
+    if columns == weights.shape[1] and weights.is_contiguous():
+        return weights  # already the layout (mhc's and mhc_lite's c at four streams): no copy
+    return _zero_padded(weights, columns)
 
 
 def _zero_padded(matrix: Tensor, columns: int) -> Tensor:
@@ -263,10 +291,10 @@ def _threads() -> ctypes.c_int:
     return ctypes.c_int(torch.get_num_threads())
 
 
-def _kernel(name: str, like: Tensor) -> Callable[..., None]:
+def _kernel(name: str, like: Tensor) -> Callable[..., int]:
     library = _library()[0]
     assert library is not None, "callers check usable() first"
-    kernel: Callable[..., None] = getattr(library, f"{name}_{_SUFFIX[like.dtype]}")
+    kernel: Callable[..., int] = getattr(library, f"{name}_{_SUFFIX[like.dtype]}")
     return kernel
 
 

@@ -37,6 +37,7 @@
 #ifndef T
 #include <omp.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
@@ -88,6 +89,12 @@ void NAME(depth_backward_token)(long n, long d, const T *restrict gb, const T *r
                                 const T *restrict yb, T *restrict gy, T *restrict gq);
 void NAME(sinkhorn_backward_tokens)(long B, long n, long iters, const T *restrict logits,
                                     const T *restrict grad, T *restrict out, long t0, long t1);
+void NAME(transpose_into)(long width, long c, long stride, const T *restrict w,
+                          T *restrict wt);
+void NAME(blocks_into)(long blocks, long c, long width, long stride,
+                       const T *restrict partial, T *restrict out);
+void NAME(maps_into)(long blocks, long c, long scales, const long *restrict group,
+                     const T *restrict partial, T *restrict out);
 
 /* The previous site's depth connection, h = mixed + post ⊗ y, where the site was handed it
  * (hyper_fused_site): its backward for tokens [t0, t1) from their finished ∂h (= ∂mixed),
@@ -163,66 +170,102 @@ static void NAME(sinkhorn_gradient)(long B, long n, long iters, long t0, long t1
         for (long e = 0; e < nn; e++) grad_logits[b * nn + e] = out_t[e * B + b];
 }
 
+/* Numbers past `at` for `count` more, rounded up to whole 64-byte lines of floats. */
+static T *NAME(carve)(T **at, long count) {
+    T *start = *at;
+    *at += (count + 15) / 16 * 16;
+    return start;
+}
+
 /* Streams h (B, n, d), per-token H_pre (B, n) and H_res (B, n, n), upstream ∂x (B, d),
  * ∂mixed (B, n, d) and ∂H_post (B, n); the maps' forward state as manifold_backward takes it;
- * mhc_lite's perms (count, n²); Wᵀ (c, n·d) with rows `stride` apart. Out: ∂h (B, n, d),
- * partial_maps (B / PASS, 2c + 2) as manifold_backward's, partial_w (B / BLOCK, c, stride) as
- * projection_backward's.
- * Scratch: grad_pre (B, n), grad_res (B, n, n), grad_q (B, count), scaled (B, c), coef (B).
+ * mhc_lite's perms (count, n²); W (n·d, c). Out: ∂h (B, n, d); ∂W (n·d, c) in grad_w; the
+ * maps' parameter gradients [∂bias (c) | ∂scales (`scales`) | ∂γ (2)] in maps_grads, the
+ * scales' added by `group` (c int64 indices, the Connection's buffer).
+ * The pass first copies W into Wᵀ (c, stride), rows an odd number of cache lines apart
+ * (hyper_native.row_stride); sums ∂W per BLOCK tokens into partial_w (B / BLOCK, c, stride)
+ * as projection_backward does, and the maps' per PASS tokens into partial_maps
+ * (B / PASS, 2c + 2) as manifold_backward does; and adds both up at the end, in the blocks'
+ * order (hyper_native_transpose.c). Those, and the per-token scratch (∂H_pre, ∂H_res, ∂q,
+ * scaled, coef), are the kernel's own, one allocation a call: from Python, a dozen buffers
+ * and three more calls cost the site 0.3 ms in a network, where the interpreter's data has been
+ * pushed out of cache by the streams (benchmarks/RESULTS.md, the eleventh pass).
  * Where `has_depth`, the previous site's depth backward too (depth_backward_rows), from
- * depth_post and depth_y, into depth_grad_y and depth_grad_post. mhc (mix MIX_LOGITS): its
- * Sinkhorn logits `log` (n, n, B) at `iters`, scratch planes grad_t and out_t (n², B), and
- * ∂logits into grad_q (B, n²); its passes are SINKHORN_PASS tokens (above). Where
- * `has_depth`, tiles (threads, pass tokens · n·d): each thread's streams of its pass. */
-void NAME(site_backward)(long B, long n, long d, long c, long mix, const T *restrict h,
-                         const T *restrict pre, const T *restrict res,
-                         const T *restrict grad_x, const T *restrict grad_mixed,
-                         const T *restrict grad_post, const T *restrict perms, long count,
-                         const T *restrict projected, const T *restrict gates,
-                         const T *restrict rest, const T *restrict colscale, T post_scale,
-                         const T *restrict gammas, const T *restrict basis,
-                         const T *restrict inv, const T *restrict wt, long stride,
-                         T *restrict grad_h,
-                         T *restrict partial_maps, T *restrict partial_w,
-                         T *restrict grad_pre, T *restrict grad_res, T *restrict grad_q,
-                         T *restrict scaled, T *restrict coef, long has_depth,
-                         const T *restrict depth_post, long depth_post_stride,
-                         const T *restrict depth_y, T *restrict depth_grad_y,
-                         T *restrict depth_grad_post, const T *restrict log, long iters,
-                         T *restrict grad_t, T *restrict out_t, T *restrict tiles,
-                         int threads) {
+ * depth_post and depth_y, into depth_grad_y and depth_grad_post; each thread's pass forms its
+ * streams into a tile of its own. mhc (mix MIX_LOGITS): its Sinkhorn logits `log` (n, n, B)
+ * at `iters` (count n²: ∂logits take ∂q's place), its passes SINKHORN_PASS tokens (above).
+ * Returns 0, or 1 where the scratch could not be allocated (nothing written). */
+int NAME(site_backward)(long B, long n, long d, long c, long mix, const T *restrict h,
+                        const T *restrict pre, const T *restrict res,
+                        const T *restrict grad_x, const T *restrict grad_mixed,
+                        const T *restrict grad_post, const T *restrict perms, long count,
+                        const T *restrict projected, const T *restrict gates,
+                        const T *restrict rest, const T *restrict colscale, T post_scale,
+                        const T *restrict gammas, const T *restrict basis,
+                        const T *restrict inv, const T *restrict w, T *restrict grad_h,
+                        T *restrict grad_w, const long *restrict group, long scales,
+                        T *restrict maps_grads, long has_depth, const T *restrict depth_post,
+                        long depth_post_stride, const T *restrict depth_y,
+                        T *restrict depth_grad_y, T *restrict depth_grad_post,
+                        const T *restrict log, long iters, int threads) {
     const long width = n * d, span = mix == MIX_LOGITS ? SINKHORN_PASS : PASS;
+    const long per_line = 64 / (long)sizeof(T);
+    const long stride = (((width + per_line - 1) / per_line) | 1) * per_line;
+    const long nn = n * n, maps_blocks = (B + PASS - 1) / PASS, w_blocks = (B + BLOCK - 1) / BLOCK;
+    const long planes = mix == MIX_LOGITS ? nn * B : 0, tile = has_depth ? span * width : 0;
+    const long sizes[] = {c * stride, maps_blocks * (2 * c + 2), w_blocks * c * stride, B * n,
+                          B * nn, B * count, B * c, B, planes, planes, threads * tile};
+    long total = 0;
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) total += (sizes[k] + 15) / 16 * 16;
+    T *scratch = aligned_alloc(64, (size_t)total * sizeof(T));
+    if (!scratch) return 1;
+    T *at = scratch;
+    T *wt = NAME(carve)(&at, sizes[0]), *partial_maps = NAME(carve)(&at, sizes[1]);
+    T *partial_w = NAME(carve)(&at, sizes[2]), *grad_pre = NAME(carve)(&at, sizes[3]);
+    T *grad_res = NAME(carve)(&at, sizes[4]), *grad_q = NAME(carve)(&at, sizes[5]);
+    T *scaled = NAME(carve)(&at, sizes[6]), *coef = NAME(carve)(&at, sizes[7]);
+    T *grad_t = NAME(carve)(&at, sizes[8]), *out_t = NAME(carve)(&at, sizes[9]);
+    T *tiles = NAME(carve)(&at, sizes[10]);
     const NAME(depth) depth = {depth_post, depth_y, depth_post_stride, depth_grad_y,
                                depth_grad_post};
-    _Pragma("omp parallel for schedule(static) num_threads(threads)")
-    for (long r0 = 0; r0 < B; r0 += BLOCK) {
-        T *acc = partial_w + r0 / BLOCK * c * stride;
-        for (long e = 0; e < c * stride; e++) acc[e] = 0;
-        const long r1 = r0 + BLOCK < B ? r0 + BLOCK : B;
-        T *tile = has_depth ? tiles + omp_get_thread_num() * span * width : (T *)0;
-        for (long t0 = r0; t0 < r1; t0 += span) {
-            const long t1 = t0 + span < r1 ? t0 + span : r1;
-            const T *hp = NAME(pass_streams)(width, d, 1, t0, t1, h, &depth, has_depth, tile);
-            T *ghp = grad_h + t0 * width;
-            NAME(mixing_backward)(n, d, t0, t1, hp, pre, res, grad_x, grad_mixed, ghp,
-                                  grad_pre, grad_res);
-            if (mix == MIX_PERMUTATIONS)
-                NAME(permutation_gradient)(n, t0, t1, grad_res, perms, count, grad_q);
-            else if (mix == MIX_LOGITS)
-                NAME(sinkhorn_gradient)(B, n, iters, t0, t1, log, grad_res, grad_t, out_t,
-                                        grad_q);
-            for (long s0 = t0; s0 < t1; s0 += PASS)
-                NAME(manifold_backward_block)(s0, s0 + PASS < t1 ? s0 + PASS : t1, n, c, mix,
-                                              projected, gates, rest, colscale, post_scale,
-                                              gammas, basis, inv, width, grad_pre, grad_post,
-                                              mix <= MIX_PERMUTATIONS ? grad_q : grad_res,
-                                              scaled, coef,
-                                              partial_maps + s0 / PASS * (2 * c + 2));
-            NAME(projection_rows)(width, stride, c, 0, t1 - t0, hp, scaled + t0 * c, coef + t0,
-                                  wt, ghp, acc);
-            if (has_depth) NAME(depth_backward_rows)(n, d, t0, t1, ghp, &depth);
-        }
+    _Pragma("omp parallel num_threads(threads)") {
+        NAME(transpose_into)(width, c, stride, w, wt); /* ends at a barrier: wt is whole */
+        _Pragma("omp for schedule(static)")
+        for (long r0 = 0; r0 < B; r0 += BLOCK) {
+            T *acc = partial_w + r0 / BLOCK * c * stride;
+            for (long e = 0; e < c * stride; e++) acc[e] = 0;
+            const long r1 = r0 + BLOCK < B ? r0 + BLOCK : B;
+            T *own = tiles + omp_get_thread_num() * tile;
+            for (long t0 = r0; t0 < r1; t0 += span) {
+                const long t1 = t0 + span < r1 ? t0 + span : r1;
+                const T *hp = NAME(pass_streams)(width, d, 1, t0, t1, h, &depth, has_depth, own);
+                T *ghp = grad_h + t0 * width;
+                NAME(mixing_backward)(n, d, t0, t1, hp, pre, res, grad_x, grad_mixed, ghp,
+                                      grad_pre, grad_res);
+                if (mix == MIX_PERMUTATIONS)
+                    NAME(permutation_gradient)(n, t0, t1, grad_res, perms, count, grad_q);
+                else if (mix == MIX_LOGITS)
+                    NAME(sinkhorn_gradient)(B, n, iters, t0, t1, log, grad_res, grad_t, out_t,
+                                            grad_q);
+                for (long s0 = t0; s0 < t1; s0 += PASS)
+                    NAME(manifold_backward_block)(s0, s0 + PASS < t1 ? s0 + PASS : t1, n, c,
+                                                  mix, projected, gates, rest, colscale,
+                                                  post_scale, gammas, basis, inv, width,
+                                                  grad_pre, grad_post,
+                                                  mix <= MIX_PERMUTATIONS ? grad_q : grad_res,
+                                                  scaled, coef,
+                                                  partial_maps + s0 / PASS * (2 * c + 2));
+                NAME(projection_rows)(width, stride, c, 0, t1 - t0, hp, scaled + t0 * c,
+                                      coef + t0, wt, ghp, acc);
+                if (has_depth) NAME(depth_backward_rows)(n, d, t0, t1, ghp, &depth);
+            }
+        } /* a barrier: every block's sums are in */
+        _Pragma("omp single nowait")
+        NAME(maps_into)(maps_blocks, c, scales, group, partial_maps, maps_grads);
+        NAME(blocks_into)(w_blocks, c, width, stride, partial_w, grad_w);
     }
+    free(scratch);
+    return 0;
 }
 
 /* Dynamic hc's: its maps' state t (B, n, n + 2) and the projection's (projected, inv, mean,

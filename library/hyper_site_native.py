@@ -52,9 +52,8 @@ _BLOCK = 16
 """Tokens per partial sum of the parameter gradients: fixed, so the sums do not depend on the
 thread count (the blocks' rows are added by one small torch sum); hyper_native_site.c's PASS."""
 _ROWS = 128
-"""Tokens per partial sum of W's gradient in `site_backward`: hyper_native_site.c's BLOCK."""
-_SINKHORN_PASS = 32
-"""mhc's tokens per pass of `site_backward`: hyper_native_site.c's SINKHORN_PASS."""
+"""Tokens per partial sum of W's gradient in dynamic hc's `site_backward`: hyper_native_site.c's
+BLOCK. (The manifold mixes' kernel keeps its scratch itself.)"""
 _FORWARD_TOKENS, _SINKHORN_FORWARD_TOKENS = 6, 128
 """Tokens per block of `site_forward`, and of mhc's: hyper_native_site_forward.c's TOKENS and
 SINKHORN_TOKENS."""
@@ -66,6 +65,10 @@ def _tiles(flat: Tensor, tokens: int, depth: Depth | None) -> Tensor:
     if depth is None:
         return flat.new_zeros(1)
     return flat.new_empty(torch.get_num_threads(), tokens * flat[0].numel())
+
+_STAND_IN = {dtype: torch.zeros(2, dtype=dtype) for dtype in (torch.float32, torch.float64)}
+"""What the kernels get for an operand their mix or flags never touch (read or written): one
+tensor a dtype, made once, not a fresh one a call."""
 
 EXPORT_STAND_IN = hyper_native.NoNativeKernels  # model.py never calls this module
 
@@ -162,13 +165,19 @@ def _manifold_backward(site: Connection, state: tuple[Any, ...], projected: Tens
 
 def _manifold_grads(site: Connection, partial: Tensor, c: int) -> list[Tensor | None]:
     """The maps' parameter gradients, in `params` order, from the blocks' sums (blocks,
-    2c + 2) = [Σ ∂logits | Σ ∂logits·projected | ∂γ]."""
-    sums = partial.sum(0)
-    grad_scales = site.scales.new_zeros(site.scales.shape).index_add_(0, site.group,
-                                                                      sums[c:2 * c])
+    2c + 2) = [Σ ∂logits | Σ ∂logits·projected | ∂γ], added as `site_backward` adds them
+    (hyper_native_transpose.c's maps_into)."""
+    grads = partial.new_empty(c + site.scales.shape[0] + 2)
+    hyper_native.call("maps_sums", partial.shape[0], c, site.scales.shape[0], partial,
+                      site.group, grads)
+    return _map_grads(site, grads, c)
+
+
+def _map_grads(site: Connection, grads: Tensor, c: int) -> list[Tensor | None]:
+    """The maps' parameter gradients, in `params` order, from [∂bias | ∂scales | ∂γ]."""
+    bias, scales, gammas = grads.split([c, site.scales.shape[0], 2])
     # one-stream shc has no rotations: its gammas get no gradient, as in the torch graph
-    gammas_grad = sums[2 * c:] if site.streams > 1 else None
-    return [sums[:c], grad_scales] + ([gammas_grad] if site.mix == "shc" else [])
+    return [bias, scales] + ([gammas if site.streams > 1 else None] if site.mix == "shc" else [])
 
 
 def fuses(site: Connection) -> bool:
@@ -203,51 +212,46 @@ def site_backward(site: Connection, state: tuple[Any, ...], flat: Tensor, proj: 
                 grad_mixed.reshape(batch, n, d).contiguous(),
                 grad_post.reshape(batch, n).contiguous())
     depth_grads = None
-    if depth is None:  # the kernel reads no depth operand: one-number stand-ins
-        stand_in = flat.new_zeros(1)
+    if depth is None:  # the kernel reads no depth operand: stand-ins
+        stand_in = _STAND_IN[flat.dtype]
         depth_args: tuple[Any, ...] = (0, stand_in, 0, stand_in, stand_in, stand_in)
     else:
         post, y = depth
         depth_grads = (flat.new_empty(batch, d), flat.new_empty(batch, n))
         depth_args = (1, post, hyper_native.token_stride(post, batch), y, *depth_grads)
-    tiles = _tiles(flat, _SINKHORN_PASS if site.mix == "mhc" else _BLOCK, depth)
     if site.mix == "hc":
         found = _dynamic_site_backward(site, state, flat, proj, inv, mean, projected, pre, res,
-                                       upstream, depth_args, tiles)
+                                       upstream, depth_args, _tiles(flat, _BLOCK, depth))
     else:
         found = _manifold_site_backward(site, state, flat, proj, inv, projected, pre, res,
-                                        upstream, depth_args, tiles)
+                                        upstream, depth_args)
     return (*found, depth_grads)
 
 
 def _manifold_site_backward(site: Connection, state: tuple[Any, ...], flat: Tensor,
                             proj: Tensor, inv: Tensor, projected: Tensor, pre: Tensor,
                             res: Tensor, upstream: tuple[Tensor, Tensor, Tensor],
-                            depth_args: tuple[Any, ...], tiles: Tensor
+                            depth_args: tuple[Any, ...]
                             ) -> tuple[Tensor, Tensor, list[Tensor | None]]:
     gates, rest, colscale, gammas, basis, log = state
     (batch, n, d), c = flat.shape, projected.shape[1]
-    new, grad_h = flat.new_empty, torch.empty_like(flat)
-    stand_in = flat.new_zeros(1)
-    perms, count = stand_in, 1
+    perms, count, iters = _STAND_IN[flat.dtype], 1, 0
     if site.mix == "mhc_lite":
-        perms = site.perms.flatten(1).contiguous()
-        count = perms.shape[0]
-    sinkhorn: tuple[Any, ...] = (stand_in, 0, stand_in, stand_in)
-    if site.mix == "mhc":  # its logits' gradient (B, n²) takes grad_q's place
-        count = n * n
-        sinkhorn = (log, int(site.iters), new(n * n, batch), new(n * n, batch))
-    wt = hyper_native.padded_rows(proj.T)  # Wᵀ, rows an odd number of cache lines apart
-    partial_maps = new(-(-batch // _BLOCK), 2 * c + 2)
-    partial_w = new(-(-batch // _ROWS), c, wt.shape[1])
-    hyper_native.call(
-        "site_backward", batch, n, d, c, _CODES[site.mix], flat, pre, res, *upstream, perms,
-        count, projected, gates, rest, colscale, float(site._post_scale()), gammas, basis,
-        inv.contiguous(), wt, wt.shape[1], grad_h, partial_maps, partial_w,
-        new(batch, n), new(batch, n, n), new(batch, count), torch.empty_like(projected),
-        new(batch, 1), *depth_args, *sinkhorn, tiles)
-    grad_w = partial_w.sum(0)[:, :n * d].T.contiguous()
-    return grad_h, grad_w, _manifold_grads(site, partial_maps, c)
+        perms, count = site.perms.view(-1, n * n), site.perms.shape[0]
+    elif site.mix == "mhc":  # its logits' gradient (B, n²) takes ∂q's place
+        count, iters = n * n, int(site.iters)
+    scales = site.scales.shape[0]
+    grad_h, grad_w, maps_grads = (torch.empty_like(flat), flat.new_empty(n * d, c),
+                                  flat.new_empty(c + scales + 2))
+    # the kernel keeps its own scratch: Wᵀ padded, the blocks' partial sums, the per-token
+    # gradients of the maps (hyper_native_site.c)
+    if hyper_native.call(
+            "site_backward", batch, n, d, c, _CODES[site.mix], flat, pre, res, *upstream, perms,
+            count, projected, gates, rest, colscale, float(site._post_scale()), gammas, basis,
+            inv.contiguous(), proj.contiguous(), grad_h, grad_w, site.group, scales,
+            maps_grads, *depth_args, log if log is not None else perms, iters):
+        raise MemoryError("the site's backward could not allocate its scratch")
+    return grad_h, grad_w, _map_grads(site, maps_grads, c)
 
 
 def _dynamic_site_backward(site: Connection, state: tuple[Any, ...], flat: Tensor,
@@ -259,17 +263,17 @@ def _dynamic_site_backward(site: Connection, state: tuple[Any, ...], flat: Tenso
     (batch, n, d), c = flat.shape, projected.shape[-1]
     new, grad_h = flat.new_empty, torch.empty_like(flat)
     partial_maps = new(-(-batch // _BLOCK), 2 * n + n * n + 2 + c)
-    # Wᵀ and the shift's row of ones, rows an odd number of cache lines apart
-    columns = hyper_native.padded_rows(torch.cat((proj.T, proj.new_ones(1, d))))
+    # Wᵀ and the shift's row of ones, rows padded
+    columns = hyper_native.padded_transpose(torch.cat((proj, proj.new_ones(d, 1)), 1))
     partial_w = new(-(-batch // _ROWS), c + 1, columns.shape[1])
     hyper_native.call("dynamic_site_backward", batch, n, d, int(bool(site.tanh)), flat, pre,
                       res, *upstream, t, projected, inv.contiguous(), mean.contiguous(),
                       proj.mean(0).contiguous(), scales, columns, columns.shape[1], grad_h,
                       partial_maps, partial_w, new(batch, n), new(batch, n, n),
                       new(batch * n, c + 1), new(batch * n), *depth_args, tiles)
-    grad = partial_w.sum(0)[:, :d]  # (c + 1, d)
+    grad = hyper_native.summed_transpose(partial_w, d)  # (d, c + 1)
     grad_params, mean_scaled = _dynamic_grads(partial_maps, n, c)
-    return grad_h, grad[:-1].T - torch.outer(proj.new_ones(d), mean_scaled), grad_params
+    return grad_h, grad[:, :-1] - mean_scaled, grad_params
 
 
 def forwards_whole(site: Connection) -> bool:

@@ -73,9 +73,9 @@ def test_the_kernel_runs_while_training_only() -> None:
     ran: list[str] = []
     kept = hyper_native.call
 
-    def watched(name: str, *args: object) -> None:
+    def watched(name: str, *args: object) -> int:
         ran.append(name)
-        kept(name, *args)  # type: ignore[arg-type]
+        return kept(name, *args)  # type: ignore[arg-type]
 
     operands = _operands((4,), 2, 8, False, False, torch.float32, seed=1)
     with pytest.MonkeyPatch.context() as patch:
@@ -124,7 +124,7 @@ def test_a_site_handed_its_predecessors_depth_connection(mix: dict[str, object],
     kept = hyper_native.call
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(hyper_native, "call", lambda name, *args: (ran.append(name),
-                                                                 kept(name, *args)))
+                                                                 kept(name, *args))[1])
         fused = outputs_and_grads(mixed, post, y)
     split = outputs_and_grads(depth_connection(mixed, post, y))
     static = site.mix == "hc" and not site.dynamic

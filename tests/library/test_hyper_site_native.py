@@ -100,9 +100,9 @@ def test_training_takes_the_c_maps_and_inference_does_not(monkeypatch: pytest.Mo
     called: list[str] = []
     call = hyper_native.call
 
-    def spy(name: str, *args: object) -> None:
+    def spy(name: str, *args: object) -> int:
         called.append(name)
-        call(name, *args)  # type: ignore[arg-type]
+        return call(name, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(hyper_native, "call", spy)
     site = _site("shc", {}, 4, torch.float32)
@@ -161,9 +161,9 @@ def test_shc_beyond_four_streams_keeps_the_torch_graph(monkeypatch: pytest.Monke
     """Five streams need a 4×4 solve for the Cayley map: the torch graph runs, and trains."""
     call = hyper_native.call
 
-    def maps_refused(name: str, *args: object) -> None:
+    def maps_refused(name: str, *args: object) -> int:
         assert not name.startswith("manifold"), "C maps ran"
-        call(name, *args)  # type: ignore[arg-type]
+        return call(name, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(hyper_native, "call", maps_refused)
     site = _site("shc", {}, 5, torch.float32)
@@ -240,15 +240,86 @@ def test_row_stride_is_an_odd_number_of_cache_lines(width: int, dtype: torch.dty
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("width", "c"), [(1024, 32), (256, 7), (21, 40), (1, 1), (40, 17)])
+def test_padded_transpose_is_padded_rows_of_the_transpose(width: int, c: int,
+                                                          dtype: torch.dtype) -> None:
+    """Wᵀ for the backward in one C pass: padded_rows(W.T), bit for bit, zeros in the padding
+    (the buffer it writes starts as garbage, so the zeros are its own); whole tiles of 16 and
+    tails both ways."""
+    weights = torch.randn(width, c, dtype=dtype)
+    got = hyper_native.padded_transpose(weights)
+    want = hyper_native.padded_rows(weights.T)
+    assert got.shape == want.shape and torch.equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("blocks", "c", "width"), [(16, 32, 1024), (64, 7, 256), (1, 5, 21),
+                                                    (3, 40, 33)])
+def test_summed_transpose_adds_the_blocks_in_order(blocks: int, c: int, width: int,
+                                                   dtype: torch.dtype) -> None:
+    """∂W from its partial sums (blocks, c, stride) in one C pass: the blocks added one by one
+    in their order (so a plain loop of adds gives the same bits), transposed to (width, c);
+    the padding columns, NaN here, never read."""
+    stride = hyper_native.row_stride(width, dtype)
+    partial = torch.full((blocks, c, stride), float("nan"), dtype=dtype)
+    partial[..., :width] = torch.randn(blocks, c, width, dtype=dtype)
+    want = partial[0, :, :width].clone()
+    for block in partial[1:]:
+        want += block[:, :width]
+    got = hyper_native.summed_transpose(partial, width)
+    assert got.shape == (width, c) and got.is_contiguous()
+    assert torch.equal(got, want.T)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("mix", "n"), [("mhc_lite", 4), ("shc", 4), ("kromhc", 8), ("mhc", 1)])
+def test_the_maps_sums_add_blocks_in_order_and_scales_by_group(mix: str, n: int,
+                                                                dtype: torch.dtype) -> None:
+    """The maps' parameter gradients from their blocks' sums (blocks, 2c + 2), as
+    `site_backward` forms them in C: ∂bias the blocks' first c columns, each scale the sum of
+    its logits' terms (the `group` buffer: sHC's five scales, the others' three), ∂γ the last
+    two; the blocks added one by one in their order, so a loop of adds gives the same bits."""
+    site = _site(mix, {}, n, dtype)
+    c = site.proj.shape[1]
+    partial = torch.randn(7, 2 * c + 2, dtype=dtype)
+    total = partial[0].clone()
+    for row in partial[1:]:
+        total += row
+    scales = torch.zeros(site.scales.shape, dtype=dtype)
+    for column, group in enumerate(site.group.tolist()):
+        scales[group] += total[c + column]
+    got = hyper_site_native._manifold_grads(site, partial, c)
+    assert torch.equal(got[0], total[:c]) and torch.equal(got[1], scales)
+    if mix == "shc":
+        assert torch.equal(got[2], total[2 * c:])
+
+
+def test_a_failed_scratch_allocation_is_a_memory_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The site's backward kernel allocates its own scratch and says so when it cannot: the
+    Python side raises MemoryError rather than reading gradients that were never written."""
+    site = _site("mhc_lite", {}, 4, torch.float32)
+    h = torch.randn(2, 3, 4, 8, requires_grad=True)
+    x, mixed, post = site(h)
+    loss = depth_connection(mixed, post, x).sum()
+    call = hyper_native.call
+    monkeypatch.setattr(hyper_native, "call", lambda name, *args: (
+        1 if name == "site_backward" else call(name, *args)))  # type: ignore[arg-type]
+    with pytest.raises(MemoryError, match="scratch"):
+        loss.backward()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("c", [1, 5, 7, 12, 20, 24, 32, 33, 45, 56])
 def test_packed_columns_pad_to_half_vectors(c: int, dtype: torch.dtype) -> None:
-    """W for the forward: zero columns up to a multiple of half a 64-byte vector."""
+    """W for the forward: zero columns up to a multiple of half a 64-byte vector; W itself,
+    uncopied, where its columns are already such a multiple."""
     weights = torch.randn(9, c, dtype=dtype)
     packed = hyper_native.packed_columns(weights)
     half = 32 // weights.element_size()
     assert packed.shape[0] == 9 and packed.shape[1] % half == 0 and packed.is_contiguous()
     assert c <= packed.shape[1] < c + half
     assert torch.equal(packed[:, :c], weights) and not packed[:, c:].any()
+    assert (packed.data_ptr() == weights.data_ptr()) == (c % half == 0)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -446,7 +517,6 @@ def test_the_python_side_sizes_the_kernels_blocks_as_the_c_side_defines_them() -
                         for k, v in re.findall(r"#define (\w+) (\d+)", text)})
     assert defines["hyper_native_site.c:PASS"] == hyper_site_native._BLOCK
     assert defines["hyper_native_site.c:BLOCK"] == hyper_site_native._ROWS
-    assert defines["hyper_native_site.c:SINKHORN_PASS"] == hyper_site_native._SINKHORN_PASS
     assert defines["hyper_native_site_forward.c:TOKENS"] == hyper_site_native._FORWARD_TOKENS
     assert (defines["hyper_native_site_forward.c:SINKHORN_TOKENS"]
             == hyper_site_native._SINKHORN_FORWARD_TOKENS)
