@@ -15,7 +15,7 @@ from archc.compiler.identity import ZERO_PRESERVING
 from archc.library.tensor import TensorType
 
 __all__ = ["PASSES", "run_passes", "prune_zero_edges", "remove_identities", "fold_constants",
-           "eliminate_dead_code", "fuse_depth_into_width"]
+           "eliminate_dead_code", "fuse_depth_into_width", "fuse_depth_into_collapse"]
 
 
 def prune_zero_edges(gm: fx.GraphModule) -> fx.GraphModule:
@@ -110,12 +110,26 @@ def fuse_depth_into_width(gm: fx.GraphModule) -> fx.GraphModule:
     y)`, which `Connection.forward` computes as the two calls did (static hc in one pass each
     way, without storing the streams between the sites: `hyper_fused.depth_width`). Valid for
     every `hc_depth` node with that one user, the `hc_width` node's only argument."""
+    return _hand_depth_to(gm, "hc_width")
+
+
+def fuse_depth_into_collapse(gm: fx.GraphModule) -> fx.GraphModule:
+    """The last site's depth connection, whose streams only the collapse reads, is handed to
+    it: `collapse(depth_connection(mixed, post, y))` becomes `collapse(mixed, post, y)`, which
+    `Collapse.forward` computes as the two calls did, up to rounding (the `sum` collapse as
+    Σ mixed + (Σ post)·y, without forming the streams). Valid as `fuse_depth_into_width`."""
+    return _hand_depth_to(gm, "collapse")
+
+
+def _hand_depth_to(gm: fx.GraphModule, block: str) -> fx.GraphModule:
+    """Every `hc_depth` node whose one user is a `block` module taking it as its only argument
+    hands that module its own arguments (mixed, post, y) instead."""
     for node in list(gm.graph.nodes):
         if node.op != "call_function" or node.meta.get("block") != "hc_depth":
             continue
         users = list(node.users)
         if (len(users) == 1 and users[0].op == "call_module"
-                and users[0].meta.get("block") == "hc_width"
+                and users[0].meta.get("block") == block
                 and users[0].args == (node,) and not users[0].kwargs):
             users[0].args = node.args
             gm.graph.erase_node(node)
@@ -139,6 +153,7 @@ PASSES: tuple[Callable[[fx.GraphModule], fx.GraphModule], ...] = (
     fold_constants,
     eliminate_dead_code,
     fuse_depth_into_width,
+    fuse_depth_into_collapse,
 )
 
 

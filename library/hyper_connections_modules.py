@@ -253,7 +253,19 @@ class Collapse(nn.Module):
             self.bias = nn.Parameter(torch.full((n,), _logit(1 / n) if n > 1 else 0.0))
             self.scale = nn.Parameter(torch.ones(1))
 
-    def forward(self, h: Tensor) -> Tensor:  # (..., n, d)
+    def forward(self, h: Tensor, post: Tensor | None = None, y: Tensor | None = None
+                ) -> Tensor:  # (..., n, d)
+        """Handed the last site's depth connection (`compiler.passes.fuse_depth_into_collapse`),
+        h is its mixed and the streams are mixed + post ⊗ y: `sum` adds them as
+        Σ_j mixed_j + (Σ_j post_j)·y, one read of mixed where forming the streams first writes
+        and reads them again (and their gradient, n stride-0 copies of ∂out, needs no depth
+        backward); `head` forms them, since its gates read them."""
+        if post is not None and y is not None:
+            if self.how != "sum":
+                h = depth_connection(h, post, y)
+            else:
+                dtype = torch.promote_types(torch.promote_types(h.dtype, post.dtype), y.dtype)
+                return h.to(dtype).sum(-2) + post.to(dtype).sum(-1, keepdim=True) * y.to(dtype)
         if self.how == "sum":
             return h.sum(-2)
         flat = h.flatten(-2)

@@ -25,6 +25,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #define CAT_(a, b) a##_##b
 #define CAT(a, b) CAT_(a, b)
@@ -191,24 +192,32 @@ static void NAME(res_values)(long B, long n, long c, long mix, long b0, long m,
 /* The manifold mixes' whole site forward (mhc, mhc_lite, kromhc, shc): streams h (B, n, d) or,
  * where `has_depth`, the previous site's mixed with its depth connection, as
  * dynamic_site_forward's; W packed (n·d, cp), as projection_forward takes it; the maps' bias
- * (c), colscale (c), post_scale, sHC's gammas and basis, mhc_lite's perms (count, n²), mhc's
- * iterations. Out: projected, gates (B, c), inv (B), rest (B, c - 2n; not mhc), mhc's logits
- * log and H_res plane res_t (n², B), the per-token H_pre (B, n), H_res (B, n, n), H_post
- * (B, n), x (B, d), mixed' (B, n, d). Where `has_depth`, tiles (threads, block tokens · n·d),
- * as dynamic_site_forward's. */
-void NAME(manifold_site_forward)(long B, long n, long d, long c, long mix,
-                                 const T *restrict h, long has_depth,
-                                 const T *restrict depth_post, long depth_post_stride,
-                                 const T *restrict depth_y, long cp, const T *restrict wp,
-                                 T eps, const T *restrict bias, const T *restrict colscale,
-                                 T post_scale, const T *restrict gammas,
-                                 const T *restrict basis, const T *restrict perms, long count,
-                                 long iters, T *restrict projected, T *restrict gates,
-                                 T *restrict inv, T *restrict rest, T *restrict log,
-                                 T *restrict res_t, T *restrict pre, T *restrict res,
-                                 T *restrict post, T *restrict x, T *restrict mixed_out,
-                                 T *restrict tiles, int threads) {
+ * (c), scales and each logit's scale index `group` (c int64, the Connection's buffer),
+ * post_scale, sHC's gammas and basis, mhc_lite's perms (count, n²), mhc's iterations. Out:
+ * colscale (c), each logit's scale; projected, gates (B, c), inv (B), rest (B, c - 2n; not
+ * mhc), mhc's logits log and H_res plane res_t (n², B), the per-token H_pre (B, n), H_res
+ * (B, n, n), H_post (B, n), x (B, d), mixed' (B, n, d). Where `has_depth`, each thread forms
+ * its block's streams into a tile of its own (block tokens · n·d), allocated here, as
+ * site_backward's scratch is (hyper_native_site.c): returns 0, or 1 where that failed
+ * (nothing written). */
+int NAME(manifold_site_forward)(long B, long n, long d, long c, long mix,
+                                const T *restrict h, long has_depth,
+                                const T *restrict depth_post, long depth_post_stride,
+                                const T *restrict depth_y, long cp, const T *restrict wp,
+                                T eps, const T *restrict bias, const T *restrict scales,
+                                const long *restrict group, T *restrict colscale,
+                                T post_scale, const T *restrict gammas,
+                                const T *restrict basis, const T *restrict perms, long count,
+                                long iters, T *restrict projected, T *restrict gates,
+                                T *restrict inv, T *restrict rest, T *restrict log,
+                                T *restrict res_t, T *restrict pre, T *restrict res,
+                                T *restrict post, T *restrict x, T *restrict mixed_out,
+                                int threads) {
     const long width = n * d, nn = n * n, span = mix == MIX_LOGITS ? SINKHORN_TOKENS : TOKENS;
+    const size_t bytes = ((size_t)(threads * span * width) * sizeof(T) + 63) / 64 * 64;
+    T *tiles = (T *)0;
+    if (has_depth && !(tiles = aligned_alloc(64, bytes))) return 1;
+    for (long k = 0; k < c; k++) colscale[k] = scales[group[k]];
     _Pragma("omp parallel for schedule(static) num_threads(threads)")
     for (long b0 = 0; b0 < B; b0 += span) {
         const long b1 = b0 + span < B ? b0 + span : B, m = b1 - b0;
@@ -252,6 +261,8 @@ void NAME(manifold_site_forward)(long B, long n, long d, long c, long mix,
         }
         if (has_depth) stream_fence();
     }
+    free(tiles);
+    return 0;
 }
 
 #endif

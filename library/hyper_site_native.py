@@ -54,9 +54,8 @@ thread count (the blocks' rows are added by one small torch sum); hyper_native_s
 _ROWS = 128
 """Tokens per partial sum of W's gradient in dynamic hc's `site_backward`: hyper_native_site.c's
 BLOCK. (The manifold mixes' kernel keeps its scratch itself.)"""
-_FORWARD_TOKENS, _SINKHORN_FORWARD_TOKENS = 6, 128
-"""Tokens per block of `site_forward`, and of mhc's: hyper_native_site_forward.c's TOKENS and
-SINKHORN_TOKENS."""
+_FORWARD_TOKENS = 6
+"""Tokens per block of dynamic hc's `site_forward`: hyper_native_site_forward.c's TOKENS."""
 
 
 def _tiles(flat: Tensor, tokens: int, depth: Depth | None) -> Tensor:
@@ -69,6 +68,8 @@ def _tiles(flat: Tensor, tokens: int, depth: Depth | None) -> Tensor:
 _STAND_IN = {dtype: torch.zeros(2, dtype=dtype) for dtype in (torch.float32, torch.float64)}
 """What the kernels get for an operand their mix or flags never touch (read or written): one
 tensor a dtype, made once, not a fresh one a call."""
+_ZERO = {dtype: torch.zeros((), dtype=dtype) for dtype in (torch.float32, torch.float64)}
+"""The RMS projection's `mean` (it centres nothing), which the Function saves: never written."""
 
 EXPORT_STAND_IN = hyper_native.NoNativeKernels  # model.py never calls this module
 
@@ -301,7 +302,7 @@ def site_forward(site: Connection, flat: Tensor, proj: Tensor, params: tuple[Ten
     here, torch's there)."""
     batch, n, d = flat.shape
     if depth is None:
-        stand_in = flat.new_zeros(1)
+        stand_in = _STAND_IN[flat.dtype]
         depth_args: tuple[Any, ...] = (0, stand_in, 0, stand_in)
     else:
         depth_args = (1, depth[0], hyper_native.token_stride(depth[0], batch), depth[1])
@@ -321,26 +322,27 @@ def site_forward(site: Connection, flat: Tensor, proj: Tensor, params: tuple[Ten
                           pre0, res0, post0, scales, projected, inv, mean, t, pre, res, post, x,
                           mixed, _tiles(flat, _FORWARD_TOKENS, depth))
         return (projected, inv, mean), (pre, res, post), (t, scales), x, mixed
-    c, mix = weights.shape[1], site.mix
-    bias, scales = params[0].detach().contiguous(), params[1]
-    colscale = scales.detach()[site.group].contiguous()
-    stand_in = flat.new_zeros(1)
-    gammas = params[2].detach().contiguous() if mix == "shc" else flat.new_zeros(2)
+    c, mix, stand_in = weights.shape[1], site.mix, _STAND_IN[flat.dtype]
+    bias = params[0].detach().contiguous()
+    gammas = params[2].detach().contiguous() if mix == "shc" else stand_in
     basis = _basis(n, flat.dtype) if mix == "shc" and n > 1 else stand_in
-    perms, count = ((site.perms.flatten(1).contiguous(), site.perms.shape[0])
-                    if mix == "mhc_lite" else (stand_in, 1))
-    projected, gates, inv = new(batch, c), new(batch, c), new(batch, 1)
-    rest = new(batch, c - 2 * n) if mix != "mhc" else flat.new_zeros(1)
+    perms, count = ((site.perms.view(-1, n * n), site.perms.shape[0]) if mix == "mhc_lite"
+                    else (stand_in, 1))
+    projected, gates, inv, colscale = new(batch, c), new(batch, c), new(batch, 1), new(c)
+    rest = new(batch, c - 2 * n) if mix != "mhc" else stand_in
     log, res_t = (new(n, n, batch), new(n * n, batch)) if mix == "mhc" else (stand_in, stand_in)
     packed = hyper_native.packed_columns(weights)
-    hyper_native.call("manifold_site_forward", batch, n, d, c, _CODES[mix], flat, *depth_args,
-                      packed.shape[1], packed, eps, bias, colscale, float(site._post_scale()),
-                      gammas, basis, perms, count, int(site.iters) if mix == "mhc" else 0,
-                      projected, gates, inv, rest, log, res_t, pre, res, post, x, mixed,
-                      _tiles(flat, _SINKHORN_FORWARD_TOKENS if mix == "mhc" else _FORWARD_TOKENS,
-                             depth))
+    # the kernel forms each logit's scale (colscale) from the scales and their group, and
+    # keeps its tiles of depth-formed streams itself
+    if hyper_native.call(
+            "manifold_site_forward", batch, n, d, c, _CODES[mix], flat, *depth_args,
+            packed.shape[1], packed, eps, bias, params[1].detach(), site.group, colscale,
+            float(site._post_scale()), gammas, basis, perms, count,
+            int(site.iters) if mix == "mhc" else 0, projected, gates, inv, rest, log, res_t, pre,
+            res, post, x, mixed):
+        raise MemoryError("the site's forward could not allocate its tiles")
     state = (gates, rest, colscale, gammas, basis, log if mix == "mhc" else None)
-    return (projected, inv, inv.new_zeros(())), (pre, res, post), state, x, mixed
+    return (projected, inv, _ZERO[flat.dtype]), (pre, res, post), state, x, mixed
 
 
 def _dynamic_forward(site: Connection, projected: Tensor, params: tuple[Tensor, ...]

@@ -81,7 +81,7 @@ def test_inductor_is_opt_in_and_computes_the_same() -> None:
 _HYPER = """space s {{
     input tokens: int[6]
     embedding(vocab = 11, dim = 8)
-    hyper(streams = 4, mix = {mix}) {{
+    hyper(streams = 4, mix = {mix}{collapse}) {{
         repeat 3 {{ residual {{ rmsnorm; mlp(ratio = 2) }} }}
     }}
     lm_head(11)
@@ -89,12 +89,14 @@ _HYPER = """space s {{
 """
 
 
-@pytest.mark.parametrize("mix", ["hc", "hc(dynamic = true)", "kromhc"])
-def test_depth_connections_are_handed_to_the_next_site(mix: str) -> None:
-    """Each site but the last takes its predecessor's depth connection (the last one's feeds
-    the collapse); outputs and every gradient equal the unfused graph's, while training (the
-    per-token mixes through `fused_handed_site`, static hc through `depth_width`)."""
-    arch = decode(archc.loads(_HYPER.format(mix=mix), name="s.arch"), {}, {})
+@pytest.mark.parametrize(("mix", "collapse"), [("hc", ""), ("hc(dynamic = true)", ""),
+                                             ("kromhc", ""), ("mhc_lite", ', collapse = "head"')])
+def test_depth_connections_are_handed_to_the_next_site(mix: str, collapse: str) -> None:
+    """Each site but the first takes its predecessor's depth connection, and the collapse the
+    last one's; outputs and every gradient equal the unfused graph's, while training (the
+    per-token mixes through `fused_handed_site`, static hc through `depth_width`, the sum
+    collapse as Σ mixed + (Σ post)·y, the head forming the streams)."""
+    arch = decode(archc.loads(_HYPER.format(mix=mix, collapse=collapse), name="s.arch"), {}, {})
     plain = lower(arch, passes=False)
     fused = run_passes(lower(arch, passes=False))
     plain, fused = plain.double(), fused.double()  # float64: a check to 1e-10
@@ -104,8 +106,9 @@ def test_depth_connections_are_handed_to_the_next_site(mix: str) -> None:
     fused.load_state_dict(plain.state_dict())
     depths = [n for n in fused.graph.nodes if n.meta.get("block") == "hc_depth"]
     sites = [n for n in fused.graph.nodes if n.meta.get("block") == "hc_width"]
-    assert len(depths) == 1 and [len(site.args) for site in sites] == [1, 3, 3]
-    assert [user.meta["block"] for user in depths[0].users] == ["collapse"]
+    collapses = [n for n in fused.graph.nodes if n.meta.get("block") == "collapse"]
+    assert not depths and [len(site.args) for site in sites] == [1, 3, 3]
+    assert [len(node.args) for node in collapses] == [3]
     tokens = torch.randint(0, 11, (4, 6), generator=torch.Generator().manual_seed(1))
     results = []
     for gm in (plain, fused):
@@ -120,7 +123,7 @@ def test_depth_connections_are_handed_to_the_next_site(mix: str) -> None:
 def test_a_fused_hyper_network_compiles_with_inductor() -> None:  # (torch's own warning)
     """torch.compile traces `Connection(mixed, post, y)` through the two plain connections
     (the native kernels stay out of traced code): outputs and gradients as in eager mode."""
-    built = archc.compile(archc.loads(_HYPER.format(mix="hc"), name="s.arch"), {})
+    built = archc.compile(archc.loads(_HYPER.format(mix="hc", collapse=""), name="s.arch"), {})
     tokens = torch.randint(0, 11, (4, 6), generator=torch.Generator().manual_seed(1))
     grads = []
     for module in (built.inductor(), built.module):

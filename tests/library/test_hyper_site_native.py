@@ -294,18 +294,22 @@ def test_the_maps_sums_add_blocks_in_order_and_scales_by_group(mix: str, n: int,
         assert torch.equal(got[2], total[2 * c:])
 
 
-def test_a_failed_scratch_allocation_is_a_memory_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The site's backward kernel allocates its own scratch and says so when it cannot: the
-    Python side raises MemoryError rather than reading gradients that were never written."""
+@pytest.mark.parametrize(("kernel", "said"), [("site_backward", "backward"),
+                                              ("manifold_site_forward", "forward")])
+def test_a_failed_scratch_allocation_is_a_memory_error(kernel: str, said: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The site's kernels allocate their own scratch (the forward: its tiles of streams formed
+    from a handed depth connection) and say so when they cannot: the Python side raises
+    MemoryError rather than reading numbers that were never written."""
     site = _site("mhc_lite", {}, 4, torch.float32)
-    h = torch.randn(2, 3, 4, 8, requires_grad=True)
-    x, mixed, post = site(h)
-    loss = depth_connection(mixed, post, x).sum()
+    mixed = torch.randn(2, 3, 4, 8, requires_grad=True)
+    post, y = torch.randn(4, requires_grad=True), torch.randn(2, 3, 8, requires_grad=True)
     call = hyper_native.call
     monkeypatch.setattr(hyper_native, "call", lambda name, *args: (
-        1 if name == "site_backward" else call(name, *args)))  # type: ignore[arg-type]
-    with pytest.raises(MemoryError, match="scratch"):
-        loss.backward()
+        1 if name == kernel else call(name, *args)))  # type: ignore[arg-type]
+    with pytest.raises(MemoryError, match=said):
+        x, mixed, post = site(mixed, post, y)
+        depth_connection(mixed, post, x).sum().backward()
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -518,8 +522,6 @@ def test_the_python_side_sizes_the_kernels_blocks_as_the_c_side_defines_them() -
     assert defines["hyper_native_site.c:PASS"] == hyper_site_native._BLOCK
     assert defines["hyper_native_site.c:BLOCK"] == hyper_site_native._ROWS
     assert defines["hyper_native_site_forward.c:TOKENS"] == hyper_site_native._FORWARD_TOKENS
-    assert (defines["hyper_native_site_forward.c:SINKHORN_TOKENS"]
-            == hyper_site_native._SINKHORN_FORWARD_TOKENS)
 
 
 def test_the_sinkhorn_kernels_bound_their_stack_arrays_as_python_checks() -> None:
