@@ -140,19 +140,24 @@ static const T *NAME(pass_streams)(long width, long d, long per_token, long t0, 
     return tile;
 }
 
-/* mhc_lite's ∂q = ∂H_res·Pᵀ for tokens [t0, t1), with the `count` permutation matrices
- * perms (count, n²), which its maps take for H_res's gradient (torch forms it as a matmul in
- * hyper_site_native.backward). */
+/* mhc_lite's ∂q = ∂H_res·Pᵀ for tokens [t0, t1), from the `count` permutation matrices
+ * transposed, perms_t (n², count), which its maps take for H_res's gradient (torch forms it as
+ * a matmul in hyper_site_native.backward): each token's ∂q is a row of `count` sums, built up
+ * as vectors along the permutations, n² multiply-adds deep (a dot product per permutation
+ * would sum 16 numbers across a vector's lanes for each). */
 static void NAME(permutation_gradient)(long n, long t0, long t1, const T *restrict grad_res,
-                                       const T *restrict perms, long count,
+                                       const T *restrict perms_t, long count,
                                        T *restrict grad_q) {
     const long nn = n * n;
-    for (long b = t0; b < t1; b++)
-        for (long k = 0; k < count; k++) {
-            T dot = 0;
-            for (long e = 0; e < nn; e++) dot += grad_res[b * nn + e] * perms[k * nn + e];
-            grad_q[b * count + k] = dot;
+    for (long b = t0; b < t1; b++) {
+        const T *g = grad_res + b * nn;
+        T *q = grad_q + b * count;
+        for (long k = 0; k < count; k++) q[k] = 0;
+        for (long e = 0; e < nn; e++) {
+            const T ge = g[e], *pe = perms_t + e * count;
+            _Pragma("omp simd") for (long k = 0; k < count; k++) q[k] += ge * pe[k];
         }
+    }
 }
 
 /* mhc's ∂logits of H_res (B, n²) into grad_logits for tokens [t0, t1): Sinkhorn's backward
@@ -186,10 +191,11 @@ static T *NAME(carve)(T **at, long count) {
  * (hyper_native.row_stride); sums ∂W per BLOCK tokens into partial_w (B / BLOCK, c, stride)
  * as projection_backward does, and the maps' per PASS tokens into partial_maps
  * (B / PASS, 2c + 2) as manifold_backward does; and adds both up at the end, in the blocks'
- * order (hyper_native_transpose.c). Those, and the per-token scratch (∂H_pre, ∂H_res, ∂q,
- * scaled, coef), are the kernel's own, one allocation a call: from Python, a dozen buffers
- * and three more calls cost the site 0.3 ms in a network, where the interpreter's data has been
- * pushed out of cache by the streams (benchmarks/RESULTS.md, the eleventh pass).
+ * order (hyper_native_transpose.c). Those, the per-token scratch (∂H_pre, ∂H_res, ∂q,
+ * scaled, coef) and mhc_lite's perms transposed are the kernel's own, one allocation a call:
+ * from Python, a dozen buffers and three more calls cost the site 0.3 ms in a network, where
+ * the interpreter's data has been pushed out of cache by the streams (benchmarks/RESULTS.md,
+ * the eleventh pass).
  * Where `has_depth`, the previous site's depth backward too (depth_backward_rows), from
  * depth_post and depth_y, into depth_grad_y and depth_grad_post; each thread's pass forms its
  * streams into a tile of its own. mhc (mix MIX_LOGITS): its Sinkhorn logits `log` (n, n, B)
@@ -214,7 +220,8 @@ int NAME(site_backward)(long B, long n, long d, long c, long mix, const T *restr
     const long nn = n * n, maps_blocks = (B + PASS - 1) / PASS, w_blocks = (B + BLOCK - 1) / BLOCK;
     const long planes = mix == MIX_LOGITS ? nn * B : 0, tile = has_depth ? span * width : 0;
     const long sizes[] = {c * stride, maps_blocks * (2 * c + 2), w_blocks * c * stride, B * n,
-                          B * nn, B * count, B * c, B, planes, planes, threads * tile};
+                          B * nn, B * count, B * c, B, planes, planes, threads * tile,
+                          mix == MIX_PERMUTATIONS ? nn * count : 0};
     long total = 0;
     for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) total += (sizes[k] + 15) / 16 * 16;
     T *scratch = aligned_alloc(64, (size_t)total * sizeof(T));
@@ -225,7 +232,10 @@ int NAME(site_backward)(long B, long n, long d, long c, long mix, const T *restr
     T *grad_res = NAME(carve)(&at, sizes[4]), *grad_q = NAME(carve)(&at, sizes[5]);
     T *scaled = NAME(carve)(&at, sizes[6]), *coef = NAME(carve)(&at, sizes[7]);
     T *grad_t = NAME(carve)(&at, sizes[8]), *out_t = NAME(carve)(&at, sizes[9]);
-    T *tiles = NAME(carve)(&at, sizes[10]);
+    T *tiles = NAME(carve)(&at, sizes[10]), *perms_t = NAME(carve)(&at, sizes[11]);
+    if (mix == MIX_PERMUTATIONS)
+        for (long k = 0; k < count; k++)
+            for (long e = 0; e < nn; e++) perms_t[e * count + k] = perms[k * nn + e];
     const NAME(depth) depth = {depth_post, depth_y, depth_post_stride, depth_grad_y,
                                depth_grad_post};
     _Pragma("omp parallel num_threads(threads)") {
@@ -243,7 +253,7 @@ int NAME(site_backward)(long B, long n, long d, long c, long mix, const T *restr
                 NAME(mixing_backward)(n, d, t0, t1, hp, pre, res, grad_x, grad_mixed, ghp,
                                       grad_pre, grad_res);
                 if (mix == MIX_PERMUTATIONS)
-                    NAME(permutation_gradient)(n, t0, t1, grad_res, perms, count, grad_q);
+                    NAME(permutation_gradient)(n, t0, t1, grad_res, perms_t, count, grad_q);
                 else if (mix == MIX_LOGITS)
                     NAME(sinkhorn_gradient)(B, n, iters, t0, t1, log, grad_res, grad_t, out_t,
                                             grad_q);
