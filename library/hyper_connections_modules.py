@@ -261,11 +261,10 @@ class Collapse(nn.Module):
         and reads them again (and their gradient, n stride-0 copies of ∂out, needs no depth
         backward); `head` forms them, since its gates read them."""
         if post is not None and y is not None:
-            if self.how != "sum":
-                h = depth_connection(h, post, y)
-            else:
+            if self.how == "sum":
                 dtype = torch.promote_types(torch.promote_types(h.dtype, post.dtype), y.dtype)
                 return h.to(dtype).sum(-2) + post.to(dtype).sum(-1, keepdim=True) * y.to(dtype)
+            h = depth_connection(h, post, y)
         if self.how == "sum":
             return h.sum(-2)
         flat = h.flatten(-2)

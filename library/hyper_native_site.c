@@ -19,8 +19,9 @@
  *
  * A site handed the previous site's depth connection h = mixed + post ⊗ y (hyper_fused_site)
  * saved mixed, not h (the forward never stores h): each pass forms its tokens' h again into
- * the thread's tile (the caller's `tiles`, one per thread: a pass's streams can be megabytes,
- * too many for a worker's stack), and runs that connection's backward from the pass's finished ∂h
+ * the thread's tile (one per thread, on the heap: a pass's streams can be megabytes, too many
+ * for a worker's stack; the manifold kernel's own scratch, dynamic hc's caller's `tiles`), and
+ * runs that connection's backward from the pass's finished ∂h
  * (= ∂mixed): ∂y and ∂post come while ∂h is in cache, where depth_backward would read it back.
  *
  * mhc's passes are SINKHORN_PASS tokens, for its Sinkhorn backward (hyper_native_sinkhorn.c),

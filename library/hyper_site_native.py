@@ -50,7 +50,8 @@ SPHERE_STREAMS = 4
 _CODES = {"mhc": 0, "mhc_lite": 1, "kromhc": 2, "shc": 3}  # hyper_native_maps.c's MIX_*
 _BLOCK = 16
 """Tokens per partial sum of the parameter gradients: fixed, so the sums do not depend on the
-thread count (the blocks' rows are added by one small torch sum); hyper_native_site.c's PASS."""
+thread count (the blocks' rows are added in their order: by maps_into in C for the manifold
+mixes, by one small torch sum for dynamic hc); hyper_native_site.c's PASS."""
 _ROWS = 128
 """Tokens per partial sum of W's gradient in dynamic hc's `site_backward`: hyper_native_site.c's
 BLOCK. (The manifold mixes' kernel keeps its scratch itself.)"""
@@ -64,6 +65,7 @@ def _tiles(flat: Tensor, tokens: int, depth: Depth | None) -> Tensor:
     if depth is None:
         return flat.new_zeros(1)
     return flat.new_empty(torch.get_num_threads(), tokens * flat[0].numel())
+
 
 _STAND_IN = {dtype: torch.zeros(2, dtype=dtype) for dtype in (torch.float32, torch.float64)}
 """What the kernels get for an operand their mix or flags never touch (read or written): one
@@ -236,7 +238,8 @@ def _manifold_site_backward(site: Connection, state: tuple[Any, ...], flat: Tens
                             ) -> tuple[Tensor, Tensor, list[Tensor | None]]:
     gates, rest, colscale, gammas, basis, log = state
     (batch, n, d), c = flat.shape, projected.shape[1]
-    perms, count, iters = _STAND_IN[flat.dtype], 1, 0
+    stand_in = _STAND_IN[flat.dtype]
+    perms, count, iters = stand_in, 1, 0
     if site.mix == "mhc_lite":
         perms, count = site.perms.view(-1, n * n), site.perms.shape[0]
     elif site.mix == "mhc":  # its logits' gradient (B, n²) takes ∂q's place
@@ -250,7 +253,7 @@ def _manifold_site_backward(site: Connection, state: tuple[Any, ...], flat: Tens
             "site_backward", batch, n, d, c, _CODES[site.mix], flat, pre, res, *upstream, perms,
             count, projected, gates, rest, colscale, float(site._post_scale()), gammas, basis,
             inv.contiguous(), proj.contiguous(), grad_h, grad_w, site.group, scales,
-            maps_grads, *depth_args, log if log is not None else perms, iters):
+            maps_grads, *depth_args, log if log is not None else stand_in, iters):
         raise MemoryError("the site's backward could not allocate its scratch")
     return grad_h, grad_w, _map_grads(site, maps_grads, c)
 
